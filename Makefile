@@ -1,0 +1,60 @@
+# overblik — all set-up happens here: `make demo` and `make test` work on a fresh machine
+# with Python 3.11 and PyPI. uv is installed into .tools/ when it is not on PATH.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+DATA := $(CURDIR)/data
+export BENTOML_DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export BENTOML_HOME := $(DATA)/bentoml
+export MPLCONFIGDIR := $(DATA)/matplotlib
+export GIT_PYTHON_REFRESH := quiet
+export UV_PYTHON := 3.11
+
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+RUN := $(VENV)/bin/overblik
+
+DEMO_CITIZENS ?= 20000
+DEMO_YEARS ?= 5
+DEMO_SEED ?= 1
+DEMO_DIR := $(DATA)/demo
+
+.PHONY: help env test lint typecheck pytest demo bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet uv
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-groups
+	@mkdir -p $(DATA) $(BENTOML_HOME) $(MPLCONFIGDIR)
+	@touch $@
+
+env: $(VENV)/.synced  ## create the environment from the lock file
+
+lint: env  ## ruff
+	$(VENV)/bin/ruff check .
+
+typecheck: env  ## mypy
+	$(VENV)/bin/mypy features models fairness serving experiments
+
+pytest: env  ## the tests (without benchmarks)
+	$(VENV)/bin/pytest -q --ignore=tests/perf
+
+test: lint typecheck pytest  ## ruff, mypy and the tests
+
+demo: env  ## the main job on the embedded default: generate, ingest, summarise
+	$(RUN) generate --citizens $(DEMO_CITIZENS) --years $(DEMO_YEARS) --seed $(DEMO_SEED) --out $(DEMO_DIR)/municipality
+	$(RUN) ingest --raw $(DEMO_DIR)/municipality/raw --out $(DEMO_DIR)/clean --demo-key
+	$(RUN) summary --clean $(DEMO_DIR)/clean
+
+bench: env  ## benchmarks in tests/perf (prints tables with ratios)
+	$(VENV)/bin/pytest -q -s tests/perf -p no:cacheprovider
+
+clean:  ## remove generated data (keeps the environment)
+	rm -rf $(DATA)

@@ -1,0 +1,206 @@
+"""The ``overblik`` command line.
+
+Every command has ``--help``; bad input exits with code 2 and one clear message (no
+traceback); long work shows a progress bar. Heavy imports happen inside the commands so
+that ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from overblik.features._errors import InputError
+
+app = typer.Typer(
+    name="overblik",
+    help="overblik: point-in-time citizen profiles, risk and effect models, fairness audits "
+    "and scoring for Danish municipal welfare.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out_console = Console()
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@contextmanager
+def progress_bar(title: str) -> Iterator[ProgressFn]:
+    """A rich progress bar driven by ``progress(description, done, total)`` callbacks."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(title, total=None)
+
+        def update(description: str, done: int, total: int) -> None:
+            bar.update(task, description=f"{title}: {description}", completed=done, total=total)
+
+        yield update
+
+
+def fail(message: str) -> None:
+    """Print one clear error and exit 2 (bad input or usage)."""
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def generate(
+    citizens: Annotated[int, typer.Option(min=10, help="Number of citizens.")] = 10_000,
+    years: Annotated[int, typer.Option(min=4, max=30, help="Years of history to simulate.")] = 5,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same data).")] = 1,
+    out: Annotated[Path, typer.Option(help="Output folder (raw/, truth/, manifest.json).")] = Path(
+        "data/municipality"
+    ),
+    label_bias: Annotated[
+        float,
+        typer.Option(min=1.0, help="Surveillance multiplier on recorded events for the "
+                     "surveilled group; 1.0 switches label bias off."),
+    ] = 1.6,
+    fmt: Annotated[
+        Literal["parquet", "csv"], typer.Option("--format", help="File format of raw/.")
+    ] = "parquet",
+) -> None:
+    """Write a synthetic municipality with known ground truth.
+
+    Raw extracts in the source contracts go to OUT/raw (they go through `overblik ingest`
+    like real data); true probabilities and effects go to OUT/truth, which training never
+    reads.
+    """
+    from overblik.features import SyntheticConfig, generate_municipality
+
+    config = SyntheticConfig(citizens=citizens, years=years, seed=seed, label_bias=label_bias,
+                             fmt=fmt)
+    try:
+        with progress_bar("generate") as progress:
+            manifest = generate_municipality(config, out, progress=progress)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    table = Table(title=f"synthetic municipality in {out}")
+    table.add_column("file")
+    table.add_column("rows", justify="right")
+    for name, rows in manifest.row_counts.items():
+        table.add_row(name, f"{rows:,}")
+    out_console.print(table)
+
+
+@app.command()
+def ingest(
+    raw: Annotated[Path, typer.Option(help="Folder with <source>.csv or <source>.parquet.")],
+    out: Annotated[Path, typer.Option(help="Output folder for accepted rows and quarantine.")],
+    key_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the pseudonymisation key (else $OVERBLIK_PSEUDONYM_KEY)."),
+    ] = None,
+    demo_key: Annotated[
+        bool,
+        typer.Option("--demo-key", help="Use the public demo key (synthetic data only); marks "
+                     "every output as demo data."),
+    ] = False,
+    today: Annotated[
+        str | None,
+        typer.Option(help="Reference date for 'no future dates' (YYYY-MM-DD); default today."),
+    ] = None,
+) -> None:
+    """Validate and pseudonymise source extracts; quarantine bad rows with their reasons.
+
+    Every row is either accepted (OUT/<source>.parquet) or quarantined
+    (OUT/quarantine/<source>.parquet) with a reason; OUT/ingest_report.json reconciles the
+    counts. CPR numbers are replaced by keyed pseudonyms before anything is written.
+    """
+    from overblik.features import ingest as run_ingest
+    from overblik.features import load_key
+
+    try:
+        if key_file is not None and demo_key:
+            raise InputError("give either --key-file or --demo-key, not both")
+        key = load_key(key_file, demo=demo_key)
+        reference = date.fromisoformat(today) if today else None
+        with progress_bar("ingest") as progress:
+            report = run_ingest(raw, out, key, progress=progress, today=reference)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    except ValueError as exc:  # date.fromisoformat
+        fail(f"--today: {exc}; write the date as YYYY-MM-DD")
+        return
+    table = Table(title=f"ingest into {out}" + (" (DEMO DATA)" if report.demo_data else ""))
+    for col in ("source", "rows in", "accepted", "quarantined", "top reasons"):
+        table.add_column(col, justify="left" if col in ("source", "top reasons") else "right")
+    for name, s in report.sources.items():
+        top = ", ".join(f"{r} {n:,}" for r, n in sorted(s.reasons.items(), key=lambda kv: -kv[1])[:3])
+        table.add_row(name, f"{s.rows_in:,}", f"{s.accepted:,}", f"{s.quarantined:,}", top)
+    out_console.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``overblik`` command."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+@app.command()
+def summary(
+    clean: Annotated[Path, typer.Option(help="Folder written by `overblik ingest`.")],
+) -> None:
+    """Print who lives in the (ingested) municipality and which siloes know them."""
+    from overblik.features import summarise_clean
+
+    try:
+        s = summarise_clean(clean)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    demo = " (DEMO DATA: synthetic, demo key)" if s.demo_data else ""
+    out_console.print(f"[bold]{s.persons:,} citizens in {s.households:,} households{demo}[/]")
+    out_console.print(
+        f"rows in {s.rows_in:,}; quarantined {s.quarantined:,} "
+        f"({s.quarantined / max(s.rows_in, 1):.2%})"
+    )
+    origin = ", ".join(f"{k} {v:.1%}" for k, v in s.origin_shares.items())
+    out_console.print(f"origin: {origin}")
+    ages = Table(title="age bands")
+    for band in s.age_bands:
+        ages.add_column(band, justify="right")
+    ages.add_row(*(f"{n:,}" for n in s.age_bands.values()))
+    out_console.print(ages)
+    silo = Table(title="siloes")
+    silo.add_column("source")
+    silo.add_column("events", justify="right")
+    silo.add_column("citizens known", justify="right")
+    for name, n in s.events_per_source.items():
+        silo.add_row(name, f"{n:,}", f"{s.persons_per_source[name]:,}")
+    out_console.print(silo)
+    multi = sum(v for k, v in s.persons_in_siloes.items() if k >= 2)
+    out_console.print(
+        f"citizens known to 2 or more siloes: {multi:,} ({multi / max(s.persons, 1):.1%}) — "
+        "the people nobody sees whole"
+    )
+
+
+@app.command()
+def contracts() -> None:
+    """Print the source contracts (columns, types, code lists) as Markdown."""
+    from overblik.features._contracts import contracts_markdown
+
+    print(contracts_markdown())

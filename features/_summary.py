@@ -1,0 +1,77 @@
+"""A short summary of an ingested (clean) municipality, for people to read."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from overblik.features._contracts import EVENT_SOURCES
+from overblik.features._errors import InputError
+
+
+@dataclass(frozen=True)
+class CleanSummary:
+    """Headline numbers of a clean folder."""
+
+    persons: int
+    households: int
+    demo_data: bool
+    origin_shares: dict[str, float]
+    age_bands: dict[str, int]
+    events_per_source: dict[str, int]
+    persons_per_source: dict[str, int]
+    persons_in_siloes: dict[int, int]  # number of siloes a person is known to -> persons
+    quarantined: int
+    rows_in: int
+
+
+AGE_BANDS = (0, 18, 25, 35, 50, 65, 80, 200)
+
+
+def age_band_labels() -> list[str]:
+    """Labels like ``0-17`` for :data:`AGE_BANDS`."""
+    return [f"{lo}-{hi - 1}" if hi < 200 else f"{lo}+" for lo, hi in
+            zip(AGE_BANDS[:-1], AGE_BANDS[1:], strict=True)]
+
+
+def summarise_clean(clean: Path, at: date | None = None) -> CleanSummary:
+    """Summarise the output of ``overblik ingest``."""
+    report_path = clean / "ingest_report.json"
+    if not report_path.exists():
+        raise InputError(f"{clean} has no ingest_report.json: run `overblik ingest` first")
+    report = json.loads(report_path.read_text())
+    pop = pd.read_parquet(clean / "population.parquet")
+    reference = pd.Timestamp(at) if at else pd.Timestamp(report["today"])
+    age = (reference - pop["birth_date"]).dt.days / 365.25
+    bands = pd.cut(age, list(AGE_BANDS), right=False, labels=age_band_labels())
+    events: dict[str, int] = {}
+    persons: dict[str, int] = {}
+    known = pd.Series(0, index=pd.Index(pop["person_id"]), dtype="int64")
+    for source in EVENT_SOURCES:
+        path = clean / f"{source.name}.parquet"
+        if not path.exists():
+            continue
+        ids = pd.read_parquet(path, columns=["person_id"])["person_id"]
+        events[source.name] = len(ids)
+        distinct = ids.drop_duplicates()
+        persons[source.name] = len(distinct)
+        known.loc[known.index.intersection(pd.Index(distinct))] += 1
+    sources = report["sources"]
+    return CleanSummary(
+        persons=len(pop),
+        households=int(pop["household_id"].nunique()),
+        demo_data=bool(report["demo_data"]),
+        origin_shares={str(k): float(v) for k, v in
+                       pop["origin"].value_counts(normalize=True).items()},
+        age_bands={str(k): int(v) for k, v in bands.value_counts(sort=False).items()},
+        events_per_source=events,
+        persons_per_source=persons,
+        persons_in_siloes={int(k): int(v) for k, v in
+                           known.value_counts().sort_index().items()},
+        quarantined=sum(int(s["quarantined"]) for s in sources.values()),
+        rows_in=sum(int(s["rows_in"]) for s in sources.values()),
+    )

@@ -1,0 +1,1 @@
+"""overblik.serving."""
