@@ -145,7 +145,8 @@ def ingest(
     for col in ("source", "rows in", "accepted", "quarantined", "top reasons"):
         table.add_column(col, justify="left" if col in ("source", "top reasons") else "right")
     for name, s in report.sources.items():
-        top = ", ".join(f"{r} {n:,}" for r, n in sorted(s.reasons.items(), key=lambda kv: -kv[1])[:3])
+        ranked = sorted(s.reasons.items(), key=lambda kv: -kv[1])[:3]
+        top = ", ".join(f"{r} {n:,}" for r, n in ranked)
         table.add_row(name, f"{s.rows_in:,}", f"{s.accepted:,}", f"{s.quarantined:,}", top)
     out_console.print(table)
 

@@ -94,5 +94,7 @@ def pseudonymise(cpr: pd.Series, key: PseudonymKey) -> pd.Series:
     """Pseudonymise a column; each distinct CPR is hashed once (extracts repeat persons)."""
     codes, uniques = pd.factorize(cpr, use_na_sentinel=True)
     hashed = np.array([pseudonymise_one(str(c), key) for c in uniques], dtype=object)
-    out = np.where(codes >= 0, hashed[np.maximum(codes, 0)] if len(hashed) else None, None)
+    out = np.full(len(codes), None, dtype=object)
+    present = codes >= 0
+    out[present] = hashed[codes[present]]
     return pd.Series(out, index=cpr.index, dtype="string", name="person_id")

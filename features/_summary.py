@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date
+from itertools import pairwise
 from pathlib import Path
 
 import pandas as pd
@@ -34,8 +35,7 @@ AGE_BANDS = (0, 18, 25, 35, 50, 65, 80, 200)
 
 def age_band_labels() -> list[str]:
     """Labels like ``0-17`` for :data:`AGE_BANDS`."""
-    return [f"{lo}-{hi - 1}" if hi < 200 else f"{lo}+" for lo, hi in
-            zip(AGE_BANDS[:-1], AGE_BANDS[1:], strict=True)]
+    return [f"{lo}-{hi - 1}" if hi < 200 else f"{lo}+" for lo, hi in pairwise(AGE_BANDS)]
 
 
 def summarise_clean(clean: Path, at: date | None = None) -> CleanSummary:
@@ -70,7 +70,7 @@ def summarise_clean(clean: Path, at: date | None = None) -> CleanSummary:
         age_bands={str(k): int(v) for k, v in bands.value_counts(sort=False).items()},
         events_per_source=events,
         persons_per_source=persons,
-        persons_in_siloes={int(k): int(v) for k, v in
+        persons_in_siloes={int(str(k)): int(v) for k, v in
                            known.value_counts().sort_index().items()},
         quarantined=sum(int(s["quarantined"]) for s in sources.values()),
         rows_in=sum(int(s["rows_in"]) for s in sources.values()),

@@ -20,3 +20,11 @@ def test_readme_contracts_are_the_code_contracts() -> None:
         "README contracts are out of date: run `overblik contracts` and paste the output "
         "between the contracts markers"
     )
+
+
+def test_readme_explains_every_quarantine_reason() -> None:
+    from overblik.features._validation import REASON_KINDS
+
+    text = (ROOT / "README.md").read_text()
+    for code in REASON_KINDS:
+        assert f"`{code}" in text, f"README does not explain quarantine reason {code}"
