@@ -48,10 +48,14 @@ pytest: env  ## the tests (without benchmarks)
 
 test: lint typecheck pytest  ## ruff, mypy and the tests
 
-demo: env  ## the main job on the embedded default: generate, ingest, summarise
+demo: env  ## the main job on the embedded default: generate, ingest, train (MLflow)
 	$(RUN) generate --citizens $(DEMO_CITIZENS) --years $(DEMO_YEARS) --seed $(DEMO_SEED) --out $(DEMO_DIR)/municipality
 	$(RUN) ingest --raw $(DEMO_DIR)/municipality/raw --out $(DEMO_DIR)/clean --demo-key
 	$(RUN) summary --clean $(DEMO_DIR)/clean
+	$(RUN) train child_placement --clean $(DEMO_DIR)/clean --truth $(DEMO_DIR)/municipality/truth
+	$(RUN) train long_term_benefit --clean $(DEMO_DIR)/clean --truth $(DEMO_DIR)/municipality/truth
+	@echo "Open the MLflow UI on these runs:"
+	@echo "  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DATA)/mlflow.db --port 5000"
 
 bench: env  ## benchmarks in tests/perf (prints tables with ratios)
 	$(VENV)/bin/pytest -q -s tests/perf -p no:cacheprovider

@@ -205,3 +205,66 @@ def contracts() -> None:
     from overblik.features._contracts import contracts_markdown
 
     print(contracts_markdown())
+
+
+@app.command()
+def train(
+    experiment: Annotated[str, typer.Argument(help="Experiment file, or the name of a "
+                                              "shipped one (e.g. child_placement).")],
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or a SQLite "
+                     "file in data/)."),
+    ] = None,
+    clean: Annotated[
+        Path | None, typer.Option(help="Ingested data folder (default: the experiment's "
+                                  "data.clean).")
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="Synthetic truth/ folder: after training, compare the model with "
+                     "the oracle on the same test rows (training itself never reads it)."),
+    ] = None,
+) -> None:
+    """Train and validate an experiment over time; track it in MLflow.
+
+    Builds the cohort, labels and point-in-time profiles, trains LightGBM, a logistic and a
+    one-line heuristic baseline on rolling as-of dates (with a gap as long as the horizon),
+    logs metrics, plots, features and the model to MLflow, and registers the LightGBM model
+    with the alias `challenger`.
+    """
+    from overblik.experiments._config import load_experiment, resolve_experiment
+    from overblik.experiments._oracle import compare_with_truth
+    from overblik.experiments._train import MODEL_NAMES
+    from overblik.experiments._train import train as run_train
+
+    try:
+        path = resolve_experiment(experiment)
+        config = load_experiment(path)
+        folder = clean or config.data.clean
+        if not (folder / "ingest_report.json").exists():
+            raise InputError(f"{folder} holds no ingested data (no ingest_report.json): run "
+                             "`overblik ingest` first or pass --clean DIR")
+        with progress_bar(f"train {config.name}") as progress:
+            result = run_train(config, clean=folder, tracking_uri=tracking_uri,
+                               config_text=path.read_text(encoding="utf-8"), progress=progress)
+        comparison = compare_with_truth(result.run_id, truth, tracking_uri=tracking_uri
+                                        ) if truth else None
+    except InputError as exc:
+        fail(str(exc))
+        return
+    table = Table(title=f"{config.name}: test {result.splits[-1].split.test_as_of.date()} "
+                  f"(config {result.config_hash[:8]})")
+    for col in ("model", "ROC AUC", "PR AUC", "Brier", "ECE", f"precision@{config.capacity_k}",
+                f"recall@{config.capacity_k}"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name in MODEL_NAMES:
+        m = result.final[name]
+        table.add_row(name, f"{m.roc_auc:.3f}", f"{m.pr_auc:.3f}", f"{m.brier:.4f}",
+                      f"{m.ece:.4f}", f"{m.precision_at_k:.3f}", f"{m.recall_at_k:.3f}")
+    if comparison is not None:
+        table.add_row("oracle (truth)", f"{comparison.oracle_roc_auc:.3f}", "", "", "", "", "")
+    out_console.print(table)
+    out_console.print(f"registered {result.model_name} version {result.model_version} as "
+                      f"'challenger'; MLflow run {result.run_id}")
+    out_console.print(f"open the runs: mlflow ui --backend-store-uri {result.tracking_uri}")

@@ -1,0 +1,220 @@
+"""Experiment files: one typed, validated, hashed config for a whole run.
+
+An experiment file (YAML) names the cohort, the outcome and its horizon, the as-of dates,
+the features, the models, the capacity k and the sensitive attributes. It is validated up
+front: an error names the file, the section and the key, and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from overblik.features._errors import InputError
+
+CohortName = Literal["children_in_families", "adults_on_benefit"]
+OutcomeName = Literal["child_placement", "long_term_benefit"]
+SensitiveName = Literal["sex", "age_band", "origin", "district", "disability"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelConfig(_Section):
+    """The outcome and the horizon after the as-of date in which it must happen."""
+
+    outcome: OutcomeName
+    horizon_days: int = Field(gt=0, le=3 * 366)
+
+
+class AsOfConfig(_Section):
+    """A regular grid of as-of dates (first day of a month)."""
+
+    start: date
+    end: date
+    every_months: int = Field(default=3, gt=0, le=24)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AsOfConfig:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        if self.start.day != 1:
+            raise ValueError(f"start {self.start} must be the first day of a month")
+        return self
+
+    def dates(self) -> list[pd.Timestamp]:
+        """The as-of dates of the grid, oldest first."""
+        freq = f"{self.every_months}MS"
+        return list(pd.date_range(self.start, self.end, freq=freq))
+
+
+class LightGBMConfig(_Section):
+    """Hyper-parameters of the LightGBM risk model."""
+
+    n_estimators: int = Field(default=400, gt=0, le=10_000)
+    learning_rate: float = Field(default=0.03, gt=0, le=1)
+    num_leaves: int = Field(default=31, ge=2, le=4096)
+    min_child_samples: int = Field(default=50, ge=1)
+    calibration: Literal["isotonic", "sigmoid", "none"] = "isotonic"
+
+
+class LogisticConfig(_Section):
+    """The logistic-regression baseline."""
+
+    C: float = Field(default=1.0, gt=0)
+
+
+class HeuristicConfig(_Section):
+    """The one-line baseline: the score is one feature's value."""
+
+    column: str
+
+
+class ModelsConfig(_Section):
+    """The models trained and compared; LightGBM is the one registered."""
+
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    logistic: LogisticConfig = LogisticConfig()
+    heuristic: HeuristicConfig
+
+
+class ValidationConfig(_Section):
+    """Temporal validation: rolling as-of dates, train earlier, test later."""
+
+    min_train_dates: int = Field(default=2, ge=1)
+    n_splits: int | None = Field(default=None, ge=1)
+
+
+class DataConfig(_Section):
+    """Where the ingested data lives (relative paths from the working directory)."""
+
+    clean: Path = Path("data/demo/clean")
+
+
+class ExperimentConfig(_Section):
+    """A whole experiment: cohort, label, as-of dates, features, models, capacity."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    cohort: CohortName
+    label: LabelConfig
+    as_of: AsOfConfig
+    data: DataConfig = DataConfig()
+    features: Any
+    models: ModelsConfig
+    validation: ValidationConfig = ValidationConfig()
+    capacity_k: int = Field(gt=0, description="how many citizens the municipality can act on")
+    sensitive_attributes: tuple[SensitiveName, ...] = ("sex", "age_band", "origin", "district")
+    seed: int = 0
+
+    def config_hash(self) -> str:
+        """A stable hash of the validated config (it tags every run)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True,
+                               separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def flat_params(self) -> dict[str, str]:
+        """The config as flat ``section.key`` strings (for MLflow params)."""
+        out: dict[str, str] = {}
+
+        def walk(prefix: str, value: object) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(f"{prefix}.{k}" if prefix else str(k), v)
+            elif isinstance(value, list) and prefix == "features":
+                out[prefix] = f"{len(value)} blocks"
+            else:
+                out[prefix] = str(value)[:500]
+
+        walk("", self.model_dump(mode="json"))
+        return out
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts)
+
+
+def parse_experiment(raw: object, source: str) -> ExperimentConfig:
+    """Validate a loaded YAML document; errors name the section and key.
+
+    Raises
+    ------
+    InputError
+        Naming ``source``, the section and key, and the fix.
+    """
+    from overblik.features._feature_spec import parse_feature_spec
+
+    if not isinstance(raw, dict):
+        raise InputError(f"{source}: an experiment file is a YAML mapping with sections "
+                         "name, description, cohort, label, as_of, features, models, capacity_k")
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = _location(tuple(err["loc"]))
+            section = str(err["loc"][0]) if err["loc"] else "(top level)"
+            msg = err["msg"]
+            if err["type"] == "missing":
+                msg = "is missing: add it"
+            elif err["type"] == "extra_forbidden":
+                msg = "is not a known key: remove it or check its spelling"
+            lines.append(f"section '{section}', key '{where}': {msg}")
+        raise InputError(f"{source}: " + "; ".join(lines)) from None
+    spec = parse_feature_spec(config.features, section="features")
+    from overblik.features._feature_spec import expand
+
+    names = {f.name for f in expand(spec)}
+    if config.models.heuristic.column not in names:
+        raise InputError(
+            f"{source}: section 'models', key 'models.heuristic.column': "
+            f"{config.models.heuristic.column!r} is not a feature of this experiment; "
+            f"choose one of the feature names (e.g. {sorted(names)[:3]})"
+        )
+    return config
+
+
+def load_experiment(path: Path) -> ExperimentConfig:
+    """Read and validate an experiment file."""
+    path = Path(path)
+    if not path.is_file():
+        shipped = sorted(p.stem for p in experiments_dir().glob("*.yaml"))
+        raise InputError(f"experiment file {path} does not exist; shipped experiments: "
+                         f"{', '.join(shipped)} (in {experiments_dir()})")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not UTF-8 text; save the experiment file as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(f"{path}: not valid YAML{where}: "
+                         f"{getattr(exc, 'problem', exc)}") from None
+    return parse_experiment(raw, str(path))
+
+
+def experiments_dir() -> Path:
+    """The folder of the shipped experiment files."""
+    return Path(__file__).resolve().parent
+
+
+def resolve_experiment(name_or_path: str) -> Path:
+    """An experiment by file path, or by the name of a shipped experiment."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    return experiments_dir() / f"{name_or_path}.yaml"

@@ -1,0 +1,73 @@
+"""Compare a training run with the synthetic municipality's ground truth.
+
+This is the only code in experiments/ that reads ``truth/``; training never does. It joins
+the run's test predictions to the truth by pseudonym, as-of date and outcome, and logs the
+oracle ROC AUC (the true probabilities scored on the same test rows) into the same run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from overblik.experiments._tracking import use_tracking
+from overblik.features._errors import InputError
+
+
+@dataclass(frozen=True)
+class OracleComparison:
+    """Model against oracle on the same test rows."""
+
+    rows_matched: int
+    rows_test: int
+    oracle_roc_auc: float
+    model_roc_auc: dict[str, float]
+
+    def gap(self, model: str = "lightgbm") -> float:
+        """Oracle AUC minus the model's AUC (≤ 0.03 is the bar)."""
+        return self.oracle_roc_auc - self.model_roc_auc[model]
+
+
+def compare_with_truth(run_id: str, truth: Path, *, tracking_uri: str | None = None
+                       ) -> OracleComparison:
+    """Score the truth's ``p_realised`` on the run's test rows and log the comparison."""
+    use_tracking(tracking_uri)
+    truth_file = Path(truth) / "truth.parquet"
+    if not truth_file.exists():
+        raise InputError(f"{truth_file} does not exist: pass the truth/ folder written by "
+                         "`overblik generate`")
+    run = mlflow.get_run(run_id)
+    outcome = run.data.tags["overblik.outcome"]
+    local = mlflow.artifacts.download_artifacts(run_id=run_id,
+                                                artifact_path="predictions/test_predictions"
+                                                ".parquet")
+    preds = pd.read_parquet(local)
+    facts = pd.read_parquet(truth_file, columns=["person_id", "as_of", "outcome", "p_realised"])
+    facts = facts[facts["outcome"] == outcome].drop(columns="outcome")
+    preds["as_of"] = pd.to_datetime(preds["as_of"]).astype("datetime64[ns]")
+    facts["as_of"] = pd.to_datetime(facts["as_of"]).astype("datetime64[ns]")
+    preds["person_id"] = preds["person_id"].astype(str)
+    facts["person_id"] = facts["person_id"].astype(str)
+    joined = preds.merge(facts, on=["person_id", "as_of"], how="inner")
+    if joined.empty or joined["y"].nunique() < 2:
+        raise InputError(f"the truth in {truth} shares no usable test rows with run {run_id}: "
+                         "was the clean data ingested from this municipality with --demo-key?")
+    models = [c.removeprefix("proba_") for c in preds.columns if c.startswith("proba_")]
+    result = OracleComparison(
+        rows_matched=len(joined),
+        rows_test=len(preds),
+        oracle_roc_auc=float(roc_auc_score(joined["y"], joined["p_realised"])),
+        model_roc_auc={m: float(roc_auc_score(joined["y"], joined[f"proba_{m}"]))
+                       for m in models},
+    )
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_metrics({
+            "oracle_roc_auc": result.oracle_roc_auc,
+            "oracle_rows_matched": float(result.rows_matched),
+            **{f"oracle_gap_{m}": result.gap(m) for m in models},
+        })
+    return result

@@ -1,0 +1,300 @@
+"""``overblik train``: cohort → labels → profiles → temporal validation → MLflow.
+
+Training reads only the ingested (clean) data named by the experiment; it never opens the
+synthetic municipality's ``truth/`` (a test proves it). Comparison with the truth is a
+separate step (:mod:`overblik.experiments._oracle`).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import joblib
+import matplotlib
+import mlflow
+import numpy as np
+import pandas as pd
+import yaml
+from mlflow.models import infer_signature
+from sklearn.base import BaseEstimator
+
+from overblik.experiments._config import ExperimentConfig
+from overblik.experiments._risk_pyfunc import RiskPyfunc
+from overblik.experiments._tracking import experiment_id, registered_model_name, use_tracking
+from overblik.features._cohorts import cohort, label
+from overblik.features._feature_spec import FeatureDef, parse_feature_spec
+from overblik.features._profiles import build_profiles
+from overblik.features._tables import EventTables
+from overblik.models import (
+    HeuristicRisk,
+    LightGBMRisk,
+    LogisticRisk,
+    RiskMetrics,
+    TemporalSplit,
+    TemporalSplitter,
+    plot_calibration,
+    plot_feature_importance,
+    plot_precision_at_k,
+    risk_metrics,
+    split_masks,
+)
+
+matplotlib.use("Agg")
+
+ProgressFn = Callable[[str, int, int], None]
+MODEL_NAMES: tuple[str, ...] = ("lightgbm", "logistic", "heuristic")
+REGISTERED = "lightgbm"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One experiment's rows: (person, as-of) with features, label and sensitive attributes."""
+
+    rows: pd.DataFrame  # person_id, as_of
+    X: pd.DataFrame
+    y: np.ndarray
+    sensitive: pd.DataFrame
+    features: list[FeatureDef]
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """Metrics of every model on one temporal split."""
+
+    split: TemporalSplit
+    metrics: dict[str, RiskMetrics]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced and where it is tracked."""
+
+    run_id: str
+    tracking_uri: str
+    model_name: str
+    model_version: str
+    config_hash: str
+    data_fingerprint: str
+    splits: list[SplitResult]
+
+    @property
+    def final(self) -> dict[str, RiskMetrics]:
+        """Metrics on the latest test date (the registered model's evaluation)."""
+        return self.splits[-1].metrics
+
+
+def build_dataset(config: ExperimentConfig, tables: EventTables) -> Dataset:
+    """Cohort, labels and point-in-time profiles for every as-of date of the experiment."""
+    spec = parse_feature_spec(config.features, section="features")
+    rows = cohort(tables, config.as_of.dates(), config.cohort)
+    y = label(tables, rows, config.label.outcome, config.label.horizon_days).to_numpy()
+    profiles = build_profiles(tables, rows, spec)
+    sensitive = profiles.sensitive[list(config.sensitive_attributes)]
+    return Dataset(rows=rows.reset_index(drop=True), X=profiles.X, y=y.astype(int),
+                   sensitive=sensitive, features=profiles.features)
+
+
+def make_models(config: ExperimentConfig) -> dict[str, BaseEstimator]:
+    """Fresh, unfitted models as the experiment describes them."""
+    lgb = config.models.lightgbm
+    return {
+        "lightgbm": LightGBMRisk(n_estimators=lgb.n_estimators, learning_rate=lgb.learning_rate,
+                                 num_leaves=lgb.num_leaves,
+                                 min_child_samples=lgb.min_child_samples,
+                                 calibration=lgb.calibration, random_state=config.seed),
+        "logistic": LogisticRisk(C=config.models.logistic.C, random_state=config.seed),
+        "heuristic": HeuristicRisk(column=config.models.heuristic.column),
+    }
+
+
+def _fit_split(config: ExperimentConfig, data: Dataset, split: TemporalSplit
+               ) -> tuple[dict[str, BaseEstimator], dict[str, np.ndarray], np.ndarray]:
+    train_mask, test_mask = split_masks(data.rows["as_of"], split)
+    X_train, y_train = data.X.loc[train_mask], data.y[train_mask]
+    groups = data.rows.loc[train_mask, "person_id"].to_numpy()
+    as_of = data.rows.loc[train_mask, "as_of"].to_numpy()
+    fitted: dict[str, BaseEstimator] = {}
+    scores: dict[str, np.ndarray] = {}
+    for name, model in make_models(config).items():
+        if name == "heuristic":
+            model.fit(X_train, y_train)
+        else:
+            model.fit(X_train, y_train, groups=groups, as_of=as_of)
+        fitted[name] = model
+        scores[name] = model.predict_proba(data.X.loc[test_mask])[:, 1]
+    return fitted, scores, test_mask
+
+
+def _log_figure(fig: object, path: str) -> None:
+    mlflow.log_figure(fig, path)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)  # type: ignore[arg-type]
+
+
+def _requirements() -> list[str]:
+    return [f"{p}=={version(p)}" for p in
+            ("lightgbm", "scikit-learn", "pandas", "numpy", "joblib", "mlflow")]
+
+
+def _log_model(config: ExperimentConfig, estimator: BaseEstimator, data: Dataset,
+               folder: Path) -> tuple[str, str]:
+    """Log the fitted LightGBM model as a pyfunc returning probabilities; register it."""
+    est_path = folder / "estimator.joblib"
+    joblib.dump(estimator, est_path)
+    feat_path = folder / "features.json"
+    pd.DataFrame([asdict(f) for f in data.features]).to_json(feat_path, orient="records",
+                                                             force_ascii=False, indent=1)
+    example = data.X.head(5)
+    out = pd.DataFrame({"probability": estimator.predict_proba(example)[:, 1]})
+    name = registered_model_name(config.name)
+    info = mlflow.pyfunc.log_model(
+        name="risk_model",
+        python_model=RiskPyfunc(),
+        artifacts={"estimator": str(est_path), "features": str(feat_path)},
+        signature=infer_signature(example, out),
+        input_example=example,
+        pip_requirements=_requirements(),
+        registered_model_name=name,
+    )
+    model_version = str(info.registered_model_version)
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias(name, CHALLENGER, model_version)
+    run = mlflow.active_run()
+    assert run is not None
+    for key, value in {"config_hash": config.config_hash(), "run_id": run.info.run_id,
+                       "experiment": config.name, "outcome": config.label.outcome}.items():
+        client.set_model_version_tag(name, model_version, f"overblik.{key}", value)
+    return name, model_version
+
+
+def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = None,
+          config_text: str | None = None, progress: ProgressFn | None = None) -> TrainResult:
+    """Train, validate over time, and track an experiment in MLflow.
+
+    Parameters
+    ----------
+    config
+        The validated experiment.
+    clean
+        Folder written by ``overblik ingest``.
+    tracking_uri
+        MLflow tracking URI; default a SQLite file in the data folder.
+    config_text
+        The experiment file as written (logged next to the resolved config).
+    progress
+        ``progress(description, done, total)`` callback.
+    """
+    step = progress or (lambda *_: None)
+    uri = use_tracking(tracking_uri)
+    splitter = TemporalSplitter(horizon_days=config.label.horizon_days,
+                                min_train_dates=config.validation.min_train_dates,
+                                n_splits=config.validation.n_splits)
+    splits = splitter.split(config.as_of.dates())
+    total = 3 + len(splits) + 1
+    step("loading clean data", 0, total)
+    tables = EventTables.load(clean)
+    fingerprint = tables.fingerprint()
+    step("cohort, labels and profiles", 1, total)
+    data = build_dataset(config, tables)
+    step("temporal validation", 2, total)
+    results: list[SplitResult] = []
+    demo = _is_demo(clean)
+    with mlflow.start_run(experiment_id=experiment_id(config.name),
+                          run_name=f"{config.name}-{config.config_hash()[:8]}") as run:
+        mlflow.set_tags({
+            "overblik.config_hash": config.config_hash(),
+            "overblik.data_fingerprint": fingerprint,
+            "overblik.experiment": config.name,
+            "overblik.cohort": config.cohort,
+            "overblik.outcome": config.label.outcome,
+            "overblik.demo_data": str(demo).lower(),
+            "mlflow.note.content": config.description,
+        })
+        mlflow.log_params(config.flat_params())
+        mlflow.log_metrics({"rows": float(len(data.rows)), "base_rate": float(data.y.mean()),
+                            "n_features": float(len(data.features))})
+        last: tuple[dict[str, BaseEstimator], dict[str, np.ndarray], np.ndarray] | None = None
+        for i, split in enumerate(splits):
+            step(f"split {i + 1}/{len(splits)}: test {split.test_as_of.date()}", 3 + i, total)
+            fitted, scores, test_mask = _fit_split(config, data, split)
+            y_test = data.y[test_mask]
+            metrics = {name: risk_metrics(y_test, s, k=config.capacity_k)
+                       for name, s in scores.items()}
+            results.append(SplitResult(split, metrics))
+            for name, m in metrics.items():
+                mlflow.log_metrics({f"{name}_{k}": v for k, v in m.as_dict().items()}, step=i)
+            last = (fitted, scores, test_mask)
+        assert last is not None
+        fitted, scores, test_mask = last
+        _log_summary(results)
+        step("logging plots and the model", 3 + len(splits), total)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            _log_artifacts(config, data, results, fitted, scores, test_mask, folder,
+                           config_text)
+            name, model_version = _log_model(config, fitted[REGISTERED], data, folder)
+        step("done", total, total)
+        return TrainResult(run_id=run.info.run_id, tracking_uri=uri, model_name=name,
+                           model_version=model_version, config_hash=config.config_hash(),
+                           data_fingerprint=fingerprint, splits=results)
+
+
+def _is_demo(clean: Path) -> bool:
+    report = clean / "ingest_report.json"
+    return bool(json.loads(report.read_text()).get("demo_data")) if report.exists() else False
+
+
+def _log_summary(results: list[SplitResult]) -> None:
+    """Final (latest test date) and mean-over-splits metrics, per model."""
+    for name in MODEL_NAMES:
+        final = results[-1].metrics[name].as_dict()
+        mlflow.log_metrics({f"test_{name}_{k}": v for k, v in final.items()})
+        means = pd.DataFrame([r.metrics[name].as_dict() for r in results]).mean()
+        mlflow.log_metrics({f"mean_{name}_{k}": float(v) for k, v in means.items()})
+
+
+def _log_artifacts(config: ExperimentConfig, data: Dataset, results: list[SplitResult],
+                   fitted: dict[str, BaseEstimator], scores: dict[str, np.ndarray],
+                   test_mask: np.ndarray, folder: Path, config_text: str | None) -> None:
+    mlflow.log_dict(config.model_dump(mode="json"), "config/resolved.json")
+    if config_text is not None:
+        mlflow.log_text(config_text, "config/experiment.yaml")
+    else:
+        mlflow.log_text(yaml.safe_dump(config.model_dump(mode="json"), allow_unicode=True),
+                        "config/experiment.yaml")
+    features = pd.DataFrame([asdict(f) for f in data.features])
+    mlflow.log_table(features, "features/features.json")
+    mlflow.log_text(features.to_csv(index=False), "features/features.csv")
+    table = pd.DataFrame([
+        {"test_as_of": r.split.test_as_of.date().isoformat(),
+         "train_as_of": ", ".join(d.date().isoformat() for d in r.split.train_as_of),
+         "model": name, **m.as_dict()}
+        for r in results for name, m in r.metrics.items()
+    ])
+    mlflow.log_text(table.to_csv(index=False), "metrics/per_split.csv")
+    y_test = data.y[test_mask]
+    test_rows = data.rows.loc[test_mask].reset_index(drop=True)
+    preds = test_rows.assign(y=y_test, **{f"proba_{n}": s for n, s in scores.items()})
+    preds = pd.concat([preds, data.sensitive.loc[test_mask].reset_index(drop=True)], axis=1)
+    pred_path = folder / "test_predictions.parquet"
+    preds.to_parquet(pred_path, index=False)
+    mlflow.log_artifact(str(pred_path), "predictions")
+    test_date = results[-1].split.test_as_of.date()
+    curves = {n: (y_test, s) for n, s in scores.items()}
+    _log_figure(plot_calibration(curves, title=f"Calibration, test {test_date}"),
+                "plots/calibration.png")
+    _log_figure(plot_precision_at_k(curves, k=config.capacity_k,
+                                    title=f"Precision and recall at k, test {test_date}"),
+                "plots/precision_at_k.png")
+    lgb = fitted[REGISTERED]
+    _log_figure(plot_feature_importance([f.name for f in data.features],
+                                        list(lgb.feature_importances_),
+                                        title="LightGBM feature importance (gain)"),
+                "plots/feature_importance.png")

@@ -1,0 +1,108 @@
+"""Experiment files: typed, validated up front (errors name section and key), hashed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from overblik.experiments._cli import app
+from overblik.experiments._config import (
+    experiments_dir,
+    load_experiment,
+    parse_experiment,
+    resolve_experiment,
+)
+from overblik.features import InputError
+
+SHIPPED = sorted(experiments_dir().glob("*.yaml"))
+
+
+def _raw(name: str = "child_placement") -> dict:
+    return yaml.safe_load((experiments_dir() / f"{name}.yaml").read_text())
+
+
+def test_two_experiments_are_shipped() -> None:
+    names = {p.stem for p in SHIPPED}
+    assert {"child_placement", "long_term_benefit"} <= names
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_experiments_validate(path: Path) -> None:
+    config = load_experiment(path)
+    assert config.name == path.stem
+    assert len(config.as_of.dates()) >= 4
+    assert config.capacity_k > 0
+
+
+def test_hash_is_stable_and_changes_with_content() -> None:
+    a = parse_experiment(_raw(), "a.yaml")
+    b = parse_experiment(_raw(), "b.yaml")
+    assert a.config_hash() == b.config_hash()
+    changed = _raw()
+    changed["capacity_k"] = changed["capacity_k"] + 1
+    assert parse_experiment(changed, "c.yaml").config_hash() != a.config_hash()
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda r: r["label"].__setitem__("horizon_days", -3), ["label", "horizon_days"]),
+        (lambda r: r["label"].pop("outcome"), ["label", "outcome", "missing"]),
+        (lambda r: r.__setitem__("cohort", "everyone"), ["cohort"]),
+        (lambda r: r["as_of"].__setitem__("start", "2023-13-01"), ["as_of", "start"]),
+        (lambda r: r["models"].__setitem__("lightgbm", {"n_trees": 5}),
+         ["models", "n_trees", "not a known key"]),
+        (lambda r: r["models"]["heuristic"].__setitem__("column", "nope"),
+         ["models", "heuristic.column", "nope"]),
+        (lambda r: r.__setitem__("sensitive_attributes", ["shoe_size"]),
+         ["sensitive_attributes"]),
+    ],
+)
+def test_broken_experiment_names_section_and_key(edit, expected: list[str]) -> None:
+    raw = _raw()
+    edit(raw)
+    with pytest.raises(InputError) as err:
+        parse_experiment(raw, "broken.yaml")
+    message = str(err.value)
+    assert "broken.yaml" in message
+    for word in expected:
+        assert word in message
+
+
+def test_broken_feature_block_names_features_key() -> None:
+    raw = _raw()
+    raw["features"][0]["source"] = "astrology"
+    with pytest.raises(InputError, match=r"features"):
+        parse_experiment(raw, "broken.yaml")
+
+
+def test_cli_exits_2_on_broken_file(tmp_path: Path) -> None:
+    raw = _raw()
+    raw["label"]["horizon_days"] = "a year"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(app, ["train", str(bad)])
+    assert result.exit_code == 2
+    assert "label" in result.output and "horizon_days" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_exits_2_on_invalid_yaml(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    result = CliRunner().invoke(app, ["train", str(bad)])
+    assert result.exit_code == 2
+    assert "line" in result.output
+
+
+def test_unknown_experiment_lists_shipped_ones() -> None:
+    result = CliRunner().invoke(app, ["train", "no_such_experiment"])
+    assert result.exit_code == 2
+    assert "child_placement" in result.output
+
+
+def test_resolve_by_name() -> None:
+    assert resolve_experiment("child_placement") == experiments_dir() / "child_placement.yaml"

@@ -1,0 +1,152 @@
+"""`overblik train` end to end on a small synthetic municipality, with real MLflow."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from overblik.experiments._config import ExperimentConfig, experiments_dir, load_experiment
+from overblik.experiments._oracle import compare_with_truth
+from overblik.experiments._train import CHALLENGER, MODEL_NAMES, TrainResult, train
+from tests.services import fresh_postgres_database
+
+
+def _small(name: str) -> ExperimentConfig:
+    config = load_experiment(experiments_dir() / f"{name}.yaml")
+    lgb = config.models.lightgbm.model_copy(update={"n_estimators": 150})
+    return config.model_copy(update={"models": config.models.model_copy(update={"lightgbm": lgb})})
+
+
+@pytest.fixture(scope="module")
+def sqlite_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+class _OpenRecorder:
+    """Records every file path the process opens (audit hook: cannot be bypassed by
+    pandas/pyarrow, which open files through Python's io or os.open)."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.active = False
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if self.active and event in ("open", "os.listdir", "os.scandir") and args:
+            self.paths.append(str(args[0]))
+
+
+_RECORDER = _OpenRecorder()
+sys.addaudithook(_RECORDER)
+
+
+@pytest.fixture(scope="module")
+def placement_run(municipality: Path, sqlite_uri: str) -> Iterator[TrainResult]:
+    _RECORDER.paths.clear()
+    _RECORDER.active = True
+    try:
+        result = train(_small("child_placement"), clean=municipality / "clean",
+                       tracking_uri=sqlite_uri)
+    finally:
+        _RECORDER.active = False
+    yield result
+
+
+def test_training_never_opens_truth(placement_run: TrainResult, municipality: Path) -> None:
+    opened = list(_RECORDER.paths)
+    assert any("clean" in p for p in opened), "the recorder saw no data being read"
+    truth = str(municipality / "m" / "truth")
+    assert not [p for p in opened if p.startswith(truth) or "truth" in Path(p).parts]
+
+
+def test_run_has_config_hash_fingerprint_metrics_and_plots(placement_run: TrainResult,
+                                                           sqlite_uri: str) -> None:
+    mlflow.set_tracking_uri(sqlite_uri)
+    run = mlflow.get_run(placement_run.run_id)
+    tags = run.data.tags
+    assert tags["overblik.config_hash"] == _small("child_placement").config_hash()
+    assert len(tags["overblik.data_fingerprint"]) >= 12
+    assert tags["overblik.demo_data"] == "true"
+    for name in MODEL_NAMES:
+        for metric in ("roc_auc", "pr_auc", "brier", "ece", "precision_at_k", "recall_at_k"):
+            value = run.data.metrics[f"test_{name}_{metric}"]
+            assert 0.0 <= value <= 1.0
+    client = mlflow.MlflowClient()
+    artifacts = {a.path for folder in ("plots", "features", "config", "metrics", "predictions")
+                 for a in client.list_artifacts(placement_run.run_id, folder)}
+    for expected in ("plots/calibration.png", "plots/precision_at_k.png",
+                     "plots/feature_importance.png", "features/features.csv",
+                     "config/experiment.yaml", "metrics/per_split.csv"):
+        assert expected in artifacts
+    features = pd.read_csv(mlflow.artifacts.download_artifacts(
+        run_id=placement_run.run_id, artifact_path="features/features.csv"))
+    assert features["description_da"].str.len().min() > 5
+    assert features["description_en"].str.len().min() > 5
+    assert placement_run.splits and len(placement_run.splits) >= 2
+
+
+def test_splits_keep_the_label_window_out_of_the_test_period(placement_run: TrainResult
+                                                             ) -> None:
+    horizon = pd.Timedelta(days=_small("child_placement").label.horizon_days)
+    for result in placement_run.splits:
+        assert max(result.split.train_as_of) + horizon <= result.split.test_as_of
+
+
+def test_registered_challenger_returns_probabilities(placement_run: TrainResult,
+                                                     municipality: Path,
+                                                     sqlite_uri: str) -> None:
+    mlflow.set_tracking_uri(sqlite_uri)
+    client = mlflow.MlflowClient()
+    version = client.get_model_version_by_alias(placement_run.model_name, CHALLENGER)
+    assert str(version.version) == placement_run.model_version
+    model = mlflow.pyfunc.load_model(f"models:/{placement_run.model_name}@{CHALLENGER}")
+    preds = pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=placement_run.run_id, artifact_path="predictions/test_predictions.parquet"))
+    from overblik.experiments._train import build_dataset
+    from overblik.features._tables import EventTables
+
+    data = build_dataset(_small("child_placement"), EventTables.load(municipality / "clean"))
+    out = model.predict(data.X.head(200))
+    proba = np.asarray(out["probability"])
+    assert proba.shape == (200,)
+    assert ((proba >= 0) & (proba <= 1)).all()
+    assert len(np.unique(proba)) > 5  # probabilities, not class labels
+    assert len(preds) > 0
+
+
+def test_oracle_comparison_is_logged(placement_run: TrainResult, municipality: Path,
+                                     sqlite_uri: str) -> None:
+    result = compare_with_truth(placement_run.run_id, municipality / "m" / "truth",
+                                tracking_uri=sqlite_uri)
+    assert result.rows_matched >= 0.95 * result.rows_test
+    assert 0.6 < result.oracle_roc_auc <= 1.0
+    run = mlflow.get_run(placement_run.run_id)
+    assert run.data.metrics["oracle_roc_auc"] == pytest.approx(result.oracle_roc_auc)
+
+
+def test_benefit_experiment_trains(municipality: Path, sqlite_uri: str) -> None:
+    result = train(_small("long_term_benefit"), clean=municipality / "clean",
+                   tracking_uri=sqlite_uri)
+    final = result.final
+    assert final["lightgbm"].roc_auc > final["heuristic"].roc_auc
+    assert 0.2 < final["lightgbm"].base_rate < 0.6
+
+
+@pytest.mark.postgres
+def test_postgresql_tracking_backend(municipality: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OVERBLIK_DATA", str(tmp_path))
+    with fresh_postgres_database() as url:
+        result = train(_small("child_placement"), clean=municipality / "clean",
+                       tracking_uri=url)
+        mlflow.set_tracking_uri(url)
+        version = mlflow.MlflowClient().get_model_version_by_alias(result.model_name,
+                                                                   CHALLENGER)
+        assert str(version.version) == result.model_version
+        run = mlflow.get_run(result.run_id)
+        assert run.data.tags["overblik.config_hash"]
