@@ -17,17 +17,21 @@ class Measurement:
     peak_mib: float
 
 
-def run_measured(code: str, *, timeout: float = 3600) -> Measurement:
-    """Run Python ``code`` in a fresh interpreter; measure it as a whole (imports included)."""
+def measure_command(argv: list[str]) -> Measurement:
+    """Run a command (any interpreter); measure it as a whole (imports included)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     stderr = proc.stderr.read() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"benchmark child failed:\n{stderr[-3000:]}")
     return Measurement(seconds=seconds, peak_mib=usage.ru_maxrss / 1024)
+
+
+def run_measured(code: str) -> Measurement:
+    """Run Python ``code`` in a fresh interpreter of this environment, measured."""
+    return measure_command([sys.executable, "-c", code])
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:

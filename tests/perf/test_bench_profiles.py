@@ -24,7 +24,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,7 @@ import pytest
 import yaml
 
 from overblik.features._feature_spec import expand, parse_feature_spec
-from tests.perf._measure import Measurement, print_table, run_measured
+from tests.perf._measure import Measurement, measure_command, print_table, run_measured
 from tests.perf.profiles_peers import feature_plan, plan_json, profile_sql
 
 HERE = Path(__file__).resolve().parent
@@ -104,18 +103,6 @@ def _ft_python() -> Path | None:
     return python
 
 
-def _measure_command(argv: list[str], timeout: float = 7200) -> Measurement:
-    """Like ``run_measured`` for any command (another interpreter)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    stderr = proc.stderr.read() if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"benchmark child failed:\n{stderr[-3000:]}")
-    return Measurement(seconds=seconds, peak_mib=usage.ru_maxrss / 1024)
-
-
 def _assert_same(ours: Path, peer: Path, names: list[str], who: str) -> None:
     a = pd.read_parquet(ours).sort_values(["person_id", "as_of"]).reset_index(drop=True)
     b = pd.read_parquet(peer)
@@ -153,7 +140,7 @@ def test_profiles_against_duckdb_and_featuretools(tmp_path_factory: pytest.TempP
         if python is not None:
             plan_path = base / "plan.json"
             plan_path.write_text(json.dumps(plan_json(plan)))
-            ft = _measure_command([str(python), str(HERE / "profiles_featuretools.py"),
+            ft = measure_command([str(python), str(HERE / "profiles_featuretools.py"),
                                    str(clean), str(plan_path), ",".join(DATES),
                                    str(base / "featuretools.parquet")])
             _assert_same(base / "ours.parquet", base / "featuretools.parquet", names,
