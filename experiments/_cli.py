@@ -8,56 +8,21 @@ that ``--help`` answers at once.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from overblik.features._errors import InputError
-
-app = typer.Typer(
-    name="overblik",
-    help="overblik: point-in-time citizen profiles, risk and effect models, fairness audits "
-    "and scoring for Danish municipal welfare.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
+from overblik.experiments._cli_common import (
+    app,
+    console,
+    fail,
+    out_console,
+    progress_bar,
 )
-console = Console(stderr=True)
-out_console = Console()
-
-ProgressFn = Callable[[str, int, int], None]
-
-
-@contextmanager
-def progress_bar(title: str) -> Iterator[ProgressFn]:
-    """A rich progress bar driven by ``progress(description, done, total)`` callbacks."""
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        task = bar.add_task(title, total=None)
-
-        def update(description: str, done: int, total: int) -> None:
-            bar.update(task, description=f"{title}: {description}", completed=done, total=total)
-
-        yield update
-
-
-def fail(message: str) -> None:
-    """Print one clear error and exit 2 (bad input or usage)."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
-    raise typer.Exit(code=2)
+from overblik.features._errors import InputError
 
 
 @app.command()
@@ -268,3 +233,7 @@ def train(
     out_console.print(f"registered {result.model_name} version {result.model_version} as "
                       f"'challenger'; MLflow run {result.run_id}")
     out_console.print(f"open the runs: mlflow ui --backend-store-uri {result.tracking_uri}")
+
+
+# Each area's commands register themselves on ``app`` when imported.
+from overblik.experiments import _cli_effects, _cli_fairness, _cli_serving  # noqa: E402, F401
