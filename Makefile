@@ -30,7 +30,18 @@ $(CURDIR)/.tools/bin/uv:
 	python3 -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet uv
 
-$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+# The fairness report's browser test needs Debian's Chromium; installed when we may (root
+# with apt-get), otherwise that test skips and says why.
+CHROMIUM := /usr/bin/chromium
+
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get install -y -q chromium >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null) || \
+		echo "could not install chromium: the browser test will skip"; \
+	else echo "no chromium and no root apt-get: the browser test will skip"; fi
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV) $(CHROMIUM)
 	$(UV) sync --frozen --all-groups
 	@mkdir -p $(DATA) $(BENTOML_HOME) $(MPLCONFIGDIR)
 	@touch $@
@@ -48,12 +59,17 @@ pytest: env  ## the tests (without benchmarks)
 
 test: lint typecheck pytest  ## ruff, mypy and the tests
 
-demo: env  ## the main job on the embedded default: generate, ingest, train (MLflow)
+demo: env  ## the main job on the embedded default: generate, ingest, train (MLflow), review, promote
 	$(RUN) generate --citizens $(DEMO_CITIZENS) --years $(DEMO_YEARS) --seed $(DEMO_SEED) --out $(DEMO_DIR)/municipality
 	$(RUN) ingest --raw $(DEMO_DIR)/municipality/raw --out $(DEMO_DIR)/clean --demo-key
 	$(RUN) summary --clean $(DEMO_DIR)/clean
 	$(RUN) train child_placement --clean $(DEMO_DIR)/clean --truth $(DEMO_DIR)/municipality/truth
 	$(RUN) train long_term_benefit --clean $(DEMO_DIR)/clean --truth $(DEMO_DIR)/municipality/truth
+	@echo "The gate: a version the ethics board has not reviewed is refused (exit 2 expected):"
+	-$(RUN) promote overblik-child-placement challenger
+	$(RUN) review overblik-child-placement challenger --approve --override-fairness --by "Demo ethics board" --reason "Demo on synthetic data: the board read the fairness report and model card; small-group gaps accepted for demonstration only"
+	$(RUN) promote overblik-child-placement challenger
+	@echo "Board decisions and promotions (append-only): $(DATA)/reviews.jsonl"
 	@echo "Open the MLflow UI on these runs:"
 	@echo "  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DATA)/mlflow.db --port 5000"
 

@@ -1,15 +1,25 @@
-"""The ethics board's decision on a registered model version, as MLflow model-version tags.
+"""The ethics board's decision on a registered model version, as MLflow model-version tags,
+and the append-only record of every review and promotion.
 
-``overblik review`` writes these tags (and an append-only record); ``overblik promote`` and
-the scoring service read them: nothing serves without ``approved``.
+``overblik review`` writes these tags (and a line in the record); ``overblik promote`` and
+the scoring service read them: nothing serves without ``approved``. The tags hold only the
+latest decision; the record (``<data>/reviews.jsonl``, one JSON object per line, appended and
+fsynced, never rewritten) keeps them all, with the promotions and refused promotions.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import fcntl
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal, cast
 
 import mlflow
+
+from overblik.experiments._tracking import data_dir
 
 __all__ = [
     "APPROVAL_AT",
@@ -20,7 +30,15 @@ __all__ = [
     "CHAMPION",
     "FAIRNESS_PASSED",
     "Approval",
+    "Decision",
+    "Event",
+    "ReviewRecord",
+    "append_record",
     "approval_of",
+    "read_records",
+    "reviews_path",
+    "utc_now",
+    "write_approval",
 ]
 
 CHAMPION = "champion"
@@ -32,6 +50,7 @@ APPROVAL_OVERRIDES_FAIRNESS = "overblik.approval_overrides_fairness"  # "true" |
 FAIRNESS_PASSED = "overblik.fairness_passed"  # set by train from the audit: "true" | "false"
 
 Decision = Literal["approved", "rejected"]
+Event = Literal["review", "promotion", "promotion_refused"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +66,83 @@ class Approval:
     @property
     def approved(self) -> bool:
         return self.decision == "approved"
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    """One line of the append-only record: a review, a promotion or a refused promotion.
+
+    ``fairness_passed`` is the version's audit verdict at the time (None: no audit tag);
+    ``previous_champion`` is the version behind ``champion`` before a promotion (None:
+    there was none); ``detail`` says why a promotion was refused.
+    """
+
+    event: Event
+    time: str
+    model: str
+    version: str
+    run_id: str | None
+    config_hash: str | None
+    fairness_passed: bool | None
+    decision: Decision | None = None
+    by: str | None = None
+    reason: str | None = None
+    overrides_fairness: bool | None = None
+    previous_champion: str | None = None
+    detail: str | None = None
+
+    def to_json(self) -> str:
+        """One line of JSON (UTF-8 text, keys in field order)."""
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+
+def utc_now() -> str:
+    """The current time as ISO 8601 in UTC, to the second (``2025-01-31T09:15:02Z``)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def reviews_path() -> Path:
+    """The record of reviews and promotions: ``<data>/reviews.jsonl``."""
+    return data_dir() / "reviews.jsonl"
+
+
+def append_record(record: ReviewRecord, path: Path | None = None) -> Path:
+    """Append one record as a line and fsync it before returning.
+
+    The line is written with one ``write`` on a file opened for appending, under an
+    exclusive lock, so concurrent writers never interleave and nothing earlier is touched.
+    """
+    target = path or reviews_path()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    line = (record.to_json() + "\n").encode("utf-8")
+    fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # closing releases the lock
+    return target
+
+
+def read_records(path: Path | None = None) -> list[ReviewRecord]:
+    """Every record, oldest first (empty when nothing was recorded yet)."""
+    target = path or reviews_path()
+    if not target.exists():
+        return []
+    lines = target.read_text(encoding="utf-8").splitlines()
+    return [ReviewRecord(**json.loads(line)) for line in lines if line.strip()]
+
+
+def write_approval(name: str, version: str, approval: Approval,
+                   client: mlflow.MlflowClient | None = None) -> None:
+    """Set the model-version tags of the board's latest decision."""
+    mlflow_client = client or mlflow.MlflowClient()
+    for key, value in {APPROVAL_DECISION: approval.decision, APPROVAL_BY: approval.by,
+                       APPROVAL_REASON: approval.reason, APPROVAL_AT: approval.at,
+                       APPROVAL_OVERRIDES_FAIRNESS: str(approval.overrides_fairness).lower(),
+                       }.items():
+        mlflow_client.set_model_version_tag(name, version, key, value)
 
 
 def approval_of(name: str, version: str,

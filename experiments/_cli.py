@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -23,6 +23,9 @@ from overblik.experiments._cli_common import (
     progress_bar,
 )
 from overblik.features._errors import InputError
+
+if TYPE_CHECKING:
+    from overblik.experiments._train import TrainResult
 
 
 @app.command()
@@ -229,10 +232,26 @@ def train(
                       f"{m.ece:.4f}", f"{m.precision_at_k:.3f}", f"{m.recall_at_k:.3f}")
     if comparison is not None:
         table.add_row("oracle (truth)", f"{comparison.oracle_roc_auc:.3f}", "", "", "", "", "")
+        table.add_row("oracle at as-of", f"{comparison.oracle_as_of_roc_auc:.3f}", "", "", "",
+                      "", "")
     out_console.print(table)
     out_console.print(f"registered {result.model_name} version {result.model_version} as "
                       f"'challenger'; MLflow run {result.run_id}")
+    if result.fairness_passed is not None:
+        verdict = "met" if result.fairness_passed else "MISSED"
+        out_console.print(f"fairness audit: the experiment's thresholds were {verdict}; the "
+                          f"ethics board reads {_report_location(result)}")
     out_console.print(f"open the runs: mlflow ui --backend-store-uri {result.tracking_uri}")
+
+
+def _report_location(result: TrainResult) -> str:
+    """Where the run's fairness report is: a local path for a file artifact store."""
+    import mlflow
+
+    from overblik.experiments._fairness_run import FAIRNESS_ARTIFACTS
+
+    uri = f"{mlflow.get_run(result.run_id).info.artifact_uri}/{FAIRNESS_ARTIFACTS}/report.html"
+    return uri.removeprefix("file://")
 
 
 # Each area's commands register themselves on ``app`` when imported.

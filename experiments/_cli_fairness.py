@@ -1,7 +1,190 @@
-"""``overblik`` commands for fairness: audit, review, promote."""
+"""``overblik`` commands for fairness: audit, review, promote.
+
+``audit`` audits any scored table; ``review`` records the ethics board's decision on a
+registered model version; ``promote`` moves ``champion`` to a version only when the board
+approved it and its fairness audit passed (or the board overrode a failed audit, with a
+reason). Reviews and promotions are appended to ``<data>/reviews.jsonl``.
+"""
 
 from __future__ import annotations
 
-from overblik.experiments._cli_common import app
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from overblik.experiments._cli_common import app, console, fail, out_console, progress_bar
+from overblik.features._errors import InputError
 
 __all__ = ["app"]
+
+_TRACKING_HELP = ("MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the SQLite file "
+                  "data/mlflow.db).")
+
+
+@app.command()
+def audit(
+    data: Annotated[Path, typer.Option(help="Scored table: a CSV (UTF-8, ',' separated, "
+                                       "header line) or Parquet file, one row per person.")],
+    label: Annotated[str, typer.Option(help="Column with the recorded outcome, 0/1 "
+                                       "(or true/false).")],
+    score: Annotated[str, typer.Option(help="Column with the model's score (a number; a "
+                                       "probability for calibration and Brier).")],
+    sensitive: Annotated[list[str], typer.Option(
+        help="Sensitive-attribute column(s) to audit by, comma-separated or repeated, e.g. "
+        "--sensitive sex,origin. Pairs are audited as intersections too.")],
+    out: Annotated[Path, typer.Option(help="Output folder: report.html and audit.json.")],
+    threshold: Annotated[float | None, typer.Option(
+        help="Decision rule: selected when score >= T. Give this or --top-k.")] = None,
+    top_k: Annotated[int | None, typer.Option(
+        "--top-k", help="Decision rule: the K highest scores are selected (the capacity). "
+        "Give this or --threshold.")] = None,
+    reference: Annotated[list[str] | None, typer.Option(
+        help="Reference group COLUMN=VALUE that disparities are measured against (repeat per "
+        "column); default: the largest group.")] = None,
+    min_count: Annotated[int, typer.Option(
+        min=1, help="Groups with fewer rows are suppressed (no numbers shown).")] = 20,
+    n_boot: Annotated[int, typer.Option(
+        min=10, help="Bootstrap resamples for the confidence intervals.")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed of the bootstrap.")] = 0,
+) -> None:
+    """Audit a scored table for bias: group and intersection metrics with intervals.
+
+    Writes OUT/report.html (one self-contained page, Danish and English: verdict against
+    the default thresholds, tables with confidence intervals, disparity and calibration
+    plots; small groups suppressed) and OUT/audit.json (the same numbers, machine-readable).
+
+    Example: overblik audit --data scores.csv --label placed --score risk --top-k 200
+    --sensitive sex,origin --reference origin=danish --out audit/
+    """
+    from overblik.experiments._audit_file import (
+        parse_reference,
+        parse_sensitive,
+        read_audit_table,
+    )
+
+    try:
+        if (threshold is None) == (top_k is None):
+            raise InputError("give exactly one decision rule: --threshold T (selected when "
+                             "score >= T) or --top-k K (the K highest scores)")
+        if top_k is not None and top_k <= 0:
+            raise InputError(f"--top-k {top_k}: must be at least 1")
+        columns = parse_sensitive(sensitive)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out} is a file: pass a folder for report.html and "
+                             "audit.json")
+        table = read_audit_table(data, label=label, score=score, sensitive=columns)
+        references = parse_reference(reference or [], table)
+        if top_k is not None and top_k > table.rows:
+            raise InputError(f"--top-k {top_k} is more than the {table.rows:,} rows of {data}: "
+                             "choose K at most the number of rows")
+        from overblik.fairness import FairnessThresholds, write_report
+        from overblik.fairness import audit as run_audit
+
+        policy = FairnessThresholds(min_count=min_count)
+        with progress_bar("audit") as progress:
+            result = run_audit(table.y_true, table.scores, table.sensitive,
+                               threshold=threshold, top_k=top_k, reference=references or None,
+                               min_count=min_count, n_boot=n_boot, seed=seed,
+                               progress=progress)
+            progress("report", 0, 1)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "audit.json").write_text(json.dumps(result.to_json(), indent=1,
+                                                       ensure_ascii=False), encoding="utf-8")
+            write_report(out / "report.html", result, thresholds=policy,
+                         title=f"Fairness-audit / fairness audit: {data.name}")
+            progress("report", 1, 1)
+        verdict = policy.evaluate(result)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    out_console.print(f"audited {result.n:,} rows of {data} ({result.decision}); "
+                      f"{sum(g.suppressed for g in result.groups)} group(s) suppressed "
+                      f"(fewer than {min_count} rows)")
+    limits = ", ".join(f"{k} {v:g}" for k, v in policy.limits().items())
+    state = "meets" if verdict.passed else f"does NOT meet ({len(verdict.failures)} failures)"
+    out_console.print(f"{state} the default thresholds (largest |difference|: {limits})")
+    out_console.print(f"wrote {out / 'report.html'} and {out / 'audit.json'}")
+
+
+@app.command()
+def review(
+    model: Annotated[str, typer.Argument(help="Registered model name, e.g. "
+                                         "overblik-child-placement.")],
+    version: Annotated[str, typer.Argument(help="Model version number, or an alias such as "
+                                           "challenger (the latest trained version).")],
+    approve: Annotated[bool, typer.Option("--approve", help="The board approves the "
+                                          "version.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="The board rejects the "
+                                         "version.")] = False,
+    by: Annotated[str, typer.Option(help="Who decides, e.g. \"Etisk råd\" or a "
+                                    "name.")] = "",
+    reason: Annotated[str, typer.Option(help="The board's reason (recorded and shown to "
+                                        "whoever promotes or serves the model).")] = "",
+    override_fairness: Annotated[bool, typer.Option(
+        "--override-fairness", help="Approve although the fairness audit missed its "
+        "thresholds; the reason must say why. Only with --approve.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+) -> None:
+    """Record the ethics board's decision on a model version (approve or reject).
+
+    Sets the version's approval tags in MLflow (the latest decision) and appends the
+    decision, with time (UTC), reviewer, reason, the audit verdict, run id and config
+    hash, to data/reviews.jsonl, which is never rewritten.
+    """
+    from overblik.experiments._review import review as run_review
+    from overblik.experiments._tracking import use_tracking
+
+    try:
+        if approve == reject:
+            raise InputError("give exactly one of --approve and --reject")
+        if not by.strip():
+            raise InputError("--by is missing: name who decides (e.g. --by \"Etisk råd\")")
+        if not reason.strip():
+            raise InputError("--reason is missing: every decision is recorded with the "
+                             "board's reason")
+        if override_fairness and not approve:
+            raise InputError("--override-fairness only goes with --approve")
+        use_tracking(tracking_uri)
+        entry = run_review(model, version, decision="approved" if approve else "rejected",
+                           by=by, reason=reason, override_fairness=override_fairness)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    out_console.print(f"{entry.model} version {entry.version}: {entry.decision} by {entry.by} "
+                      f"at {entry.time}")
+    if entry.decision == "approved" and entry.fairness_passed is not True \
+            and not entry.overrides_fairness:
+        audit_state = ("has no fairness audit" if entry.fairness_passed is None
+                       else "missed its fairness thresholds")
+        console.print(f"[yellow]note:[/] this version {audit_state}: `overblik promote` will "
+                      "refuse it unless the board approves with --override-fairness")
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Argument(help="Registered model name, e.g. "
+                                         "overblik-child-placement.")],
+    version: Annotated[str, typer.Argument(help="Model version number, or an alias such as "
+                                           "challenger (the latest trained version).")],
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+) -> None:
+    """Make a model version the champion that the scoring service serves.
+
+    Allowed only when the latest review approved the version and its fairness audit passed,
+    or the approval overrides a failed (or missing) audit with a reason. Every promotion
+    and every refusal is appended to data/reviews.jsonl with the previous champion.
+    """
+    from overblik.experiments._review import promote as run_promote
+    from overblik.experiments._tracking import use_tracking
+
+    try:
+        use_tracking(tracking_uri)
+        done = run_promote(model, version)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    before = (f"(was version {done.previous_champion})" if done.previous_champion
+              else "(there was no champion)")
+    out_console.print(f"{done.model} version {done.version} is now 'champion' {before}")

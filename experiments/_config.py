@@ -22,6 +22,9 @@ from overblik.features._errors import InputError
 CohortName = Literal["children_in_families", "adults_on_benefit"]
 OutcomeName = Literal["child_placement", "long_term_benefit"]
 SensitiveName = Literal["sex", "age_band", "origin", "district", "disability"]
+MitigationCriterion = Literal["demographic_parity", "equalized_odds",
+                              "true_positive_rate_parity"]
+MitigationMethod = Literal["threshold_optimizer", "exponentiated_gradient"]
 
 
 class _Section(BaseModel):
@@ -99,6 +102,62 @@ class DataConfig(_Section):
     clean: Path = Path("data/demo/clean")
 
 
+class DecisionRuleConfig(_Section):
+    """Who counts as selected in the audit: the top k scores (default: capacity_k) or
+    everyone at or above a score threshold."""
+
+    top_k: int | None = Field(default=None, gt=0)
+    threshold: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> DecisionRuleConfig:
+        if self.top_k is not None and self.threshold is not None:
+            raise ValueError("give either top_k or threshold, not both")
+        return self
+
+
+class ThresholdsConfig(_Section):
+    """The largest absolute difference between a group and its reference group that the
+    audit accepts, per metric (0.10 = ten percentage points); a larger point estimate fails.
+    The fields are those of :class:`overblik.fairness.FairnessThresholds`."""
+
+    selection_rate: float = Field(default=0.10, gt=0, le=1)
+    tpr: float = Field(default=0.10, gt=0, le=1)
+    fpr: float = Field(default=0.10, gt=0, le=1)
+    ece: float = Field(default=0.05, gt=0, le=1)
+
+
+class MitigationConfig(_Section):
+    """Which mitigations to compare, on which sensitive attribute (null: none).
+
+    The default compares post-processing only (``threshold_optimizer``: seconds);
+    ``exponentiated_gradient`` retrains a model dozens of times per criterion (minutes).
+    """
+
+    attribute: SensitiveName | None = "origin"
+    criteria: tuple[MitigationCriterion, ...] = Field(
+        default=("demographic_parity", "equalized_odds", "true_positive_rate_parity"),
+        min_length=1)
+    methods: tuple[MitigationMethod, ...] = Field(default=("threshold_optimizer",),
+                                                  min_length=1)
+    max_train_rows: int = Field(default=5_000, ge=100)
+
+
+class FairnessConfig(_Section):
+    """The fairness audit run after training, and the thresholds its verdict uses."""
+
+    decision: DecisionRuleConfig = DecisionRuleConfig()
+    thresholds: ThresholdsConfig = ThresholdsConfig()
+    min_count: int = Field(default=20, ge=1, description="smaller groups are suppressed")
+    n_boot: int = Field(default=1000, ge=10, le=100_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    intersections: bool = True
+    reference: dict[SensitiveName, str] = Field(
+        default_factory=dict, description="reference group per attribute; else the largest")
+    proxies: bool = True
+    mitigation: MitigationConfig = MitigationConfig()
+
+
 class ExperimentConfig(_Section):
     """A whole experiment: cohort, label, as-of dates, features, models, capacity."""
 
@@ -114,6 +173,7 @@ class ExperimentConfig(_Section):
     capacity_k: int = Field(gt=0, description="how many citizens the municipality can act on")
     sensitive_attributes: tuple[SensitiveName, ...] = ("sex", "age_band", "origin", "district")
     seed: int = 0
+    fairness: FairnessConfig = FairnessConfig()
 
     def config_hash(self) -> str:
         """A stable hash of the validated config (it tags every run)."""
@@ -185,7 +245,40 @@ def parse_experiment(raw: object, source: str) -> ExperimentConfig:
             f"{config.models.heuristic.column!r} is not a feature of this experiment; "
             f"choose one of the feature names (e.g. {sorted(names)[:3]})"
         )
+    _check_fairness(config, source)
     return config
+
+
+def _known_values(attribute: str) -> tuple[str, ...] | None:
+    from overblik.features._contracts import DISTRICT_CODES, ORIGIN_CODES, SEX_CODES
+    from overblik.features._profiles import AGE_BANDS
+
+    known: dict[str, tuple[str, ...]] = {
+        "sex": SEX_CODES, "origin": ORIGIN_CODES, "district": DISTRICT_CODES,
+        "age_band": tuple(label for _, label in AGE_BANDS)}
+    return known.get(attribute)
+
+
+def _check_fairness(config: ExperimentConfig, source: str) -> None:
+    """Cross-section checks: the fairness section may only name audited attributes."""
+    audited = config.sensitive_attributes
+    for attribute, value in config.fairness.reference.items():
+        if attribute not in audited:
+            raise InputError(
+                f"{source}: section 'fairness', key 'fairness.reference.{attribute}': "
+                f"{attribute!r} is not in sensitive_attributes ({', '.join(audited)}); add it "
+                "there or remove the reference")
+        values = _known_values(attribute)
+        if values is not None and value not in values:
+            raise InputError(
+                f"{source}: section 'fairness', key 'fairness.reference.{attribute}': "
+                f"{value!r} is not a value of {attribute}; choose one of {', '.join(values)}")
+    mitigation = config.fairness.mitigation.attribute
+    if mitigation is not None and mitigation not in audited:
+        raise InputError(
+            f"{source}: section 'fairness', key 'fairness.mitigation.attribute': "
+            f"{mitigation!r} is not in sensitive_attributes ({', '.join(audited)}); choose "
+            "one of those, or null for no mitigation comparison")
 
 
 def load_experiment(path: Path) -> ExperimentConfig:

@@ -3,19 +3,35 @@
 This is the only code in experiments/ that reads ``truth/``; training never does. It joins
 the run's test predictions to the truth by pseudonym, as-of date and outcome, and logs the
 oracle ROC AUC (the true probabilities scored on the same test rows) into the same run.
+Two oracles are logged: ``oracle_roc_auc`` scores ``p_realised``, the true probability given
+everything that happened, including programmes a citizen received *after* the as-of date
+(future information no model may use); ``oracle_as_of_roc_auc`` scores ``p_need``, the true
+probability from what was so at the as-of date. The first is the strict bar.
+
+It also measures label bias for the fairness report: per sensitive group, the recorded
+outcome rate against the mean true probability of need (``p_need``: no programme, unbiased
+recording), so a group whose outcomes are recorded more often (more surveillance) shows a
+ratio above 1. The run's report and model cards are logged again with that section.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from overblik.experiments._tracking import use_tracking
+from overblik.experiments._tracking import resume_run, use_tracking
 from overblik.features._errors import InputError
+
+if TYPE_CHECKING:
+    from overblik.fairness import LabelBiasReport
+
+SENSITIVE_COLUMNS = ("sex", "age_band", "origin", "district", "disability")
 
 
 @dataclass(frozen=True)
@@ -26,10 +42,16 @@ class OracleComparison:
     rows_test: int
     oracle_roc_auc: float
     model_roc_auc: dict[str, float]
+    oracle_as_of_roc_auc: float = float("nan")
+    label_bias: LabelBiasReport | None = None
 
     def gap(self, model: str = "lightgbm") -> float:
         """Oracle AUC minus the model's AUC (≤ 0.03 is the bar)."""
         return self.oracle_roc_auc - self.model_roc_auc[model]
+
+    def gap_as_of(self, model: str = "lightgbm") -> float:
+        """Oracle-at-as-of AUC (``p_need``, nothing after the as-of date) minus the model's."""
+        return self.oracle_as_of_roc_auc - self.model_roc_auc[model]
 
 
 def compare_with_truth(run_id: str, truth: Path, *, tracking_uri: str | None = None
@@ -46,7 +68,8 @@ def compare_with_truth(run_id: str, truth: Path, *, tracking_uri: str | None = N
                                                 artifact_path="predictions/test_predictions"
                                                 ".parquet")
     preds = pd.read_parquet(local)
-    facts = pd.read_parquet(truth_file, columns=["person_id", "as_of", "outcome", "p_realised"])
+    facts = pd.read_parquet(truth_file, columns=["person_id", "as_of", "outcome", "p_realised",
+                                                 "p_need"])
     facts = facts[facts["outcome"] == outcome].drop(columns="outcome")
     preds["as_of"] = pd.to_datetime(preds["as_of"]).astype("datetime64[ns]")
     facts["as_of"] = pd.to_datetime(facts["as_of"]).astype("datetime64[ns]")
@@ -61,13 +84,30 @@ def compare_with_truth(run_id: str, truth: Path, *, tracking_uri: str | None = N
         rows_matched=len(joined),
         rows_test=len(preds),
         oracle_roc_auc=float(roc_auc_score(joined["y"], joined["p_realised"])),
+        oracle_as_of_roc_auc=float(roc_auc_score(joined["y"], joined["p_need"])),
         model_roc_auc={m: float(roc_auc_score(joined["y"], joined[f"proba_{m}"]))
                        for m in models},
     )
-    with mlflow.start_run(run_id=run_id):
+    with resume_run(run_id):
         mlflow.log_metrics({
             "oracle_roc_auc": result.oracle_roc_auc,
             "oracle_rows_matched": float(result.rows_matched),
+            "oracle_as_of_roc_auc": result.oracle_as_of_roc_auc,
             **{f"oracle_gap_{m}": result.gap(m) for m in models},
+            **{f"oracle_as_of_gap_{m}": result.gap_as_of(m) for m in models},
         })
-    return result
+    return dataclasses.replace(result, label_bias=_label_bias(run_id, joined, result))
+
+
+def _label_bias(run_id: str, joined: pd.DataFrame, result: OracleComparison
+                ) -> LabelBiasReport | None:
+    """Recorded outcome against ``p_need`` per group, logged into the run's fairness report."""
+    from overblik.experiments._fairness_run import log_label_bias
+    from overblik.experiments._train import REGISTERED
+
+    sensitive = [c for c in SENSITIVE_COLUMNS if c in joined.columns]
+    if not sensitive:
+        return None
+    gap = result.gap(REGISTERED) if REGISTERED in result.model_roc_auc else None
+    return log_label_bias(run_id, joined["y"].to_numpy(), joined["p_need"].to_numpy(),
+                          joined[sensitive], oracle_gap=gap)

@@ -46,3 +46,14 @@ def experiment_id(name: str) -> str:
 def registered_model_name(experiment: str) -> str:
     """The registry name of an experiment's risk model."""
     return f"overblik-{experiment.replace('_', '-')}"
+
+
+def resume_run(run_id: str) -> mlflow.ActiveRun:
+    """Reopen a finished run to log more into it.
+
+    The run's own experiment is made active first: MLflow refuses to resume a run of another
+    experiment than the one a previous ``set_experiment`` in this process left active.
+    """
+    run = mlflow.get_run(run_id)
+    mlflow.set_experiment(experiment_id=run.info.experiment_id)
+    return mlflow.start_run(run_id=run_id)

@@ -2,7 +2,8 @@
 
 Training reads only the ingested (clean) data named by the experiment; it never opens the
 synthetic municipality's ``truth/`` (a test proves it). Comparison with the truth is a
-separate step (:mod:`overblik.experiments._oracle`).
+separate step (:mod:`overblik.experiments._oracle`). The registered model is audited for
+fairness inside the same run (:mod:`overblik.experiments._fairness_run`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from mlflow.models import infer_signature
 from sklearn.base import BaseEstimator
 
 from overblik.experiments._config import ExperimentConfig
+from overblik.experiments._fairness_run import (
+    FairnessRun,
+    ModelFacts,
+    log_fairness,
+    run_fairness,
+)
 from overblik.experiments._risk_pyfunc import RiskPyfunc
 from overblik.experiments._tracking import experiment_id, registered_model_name, use_tracking
 from overblik.features._cohorts import cohort, label
@@ -82,6 +89,7 @@ class TrainResult:
     config_hash: str
     data_fingerprint: str
     splits: list[SplitResult]
+    fairness_passed: bool | None = None  # the audit's verdict (tagged overblik.fairness_passed)
 
     @property
     def final(self) -> dict[str, RiskMetrics]:
@@ -197,7 +205,7 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
                                 min_train_dates=config.validation.min_train_dates,
                                 n_splits=config.validation.n_splits)
     splits = splitter.split(config.as_of.dates())
-    total = 3 + len(splits) + 1
+    total = 3 + len(splits) + 2
     step("loading clean data", 0, total)
     tables = EventTables.load(clean)
     fingerprint = tables.fingerprint()
@@ -240,10 +248,42 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
             _log_artifacts(config, data, results, fitted, scores, test_mask, folder,
                            config_text)
             name, model_version = _log_model(config, fitted[REGISTERED], data, folder)
+            step("fairness audit", 4 + len(splits), total)
+            facts = ModelFacts(name=name, version=model_version, run_id=run.info.run_id,
+                               data_fingerprint=fingerprint, demo_data=demo,
+                               test_as_of=results[-1].split.test_as_of.date(),
+                               metrics=_card_metrics(results[-1]))
+            audited = _fairness(config, data, results[-1], fitted[REGISTERED],
+                                scores[REGISTERED], test_mask, facts, folder, step)
         step("done", total, total)
         return TrainResult(run_id=run.info.run_id, tracking_uri=uri, model_name=name,
                            model_version=model_version, config_hash=config.config_hash(),
-                           data_fingerprint=fingerprint, splits=results)
+                           data_fingerprint=fingerprint, splits=results,
+                           fairness_passed=audited.passed)
+
+
+def _card_metrics(final: SplitResult) -> dict[str, float]:
+    m = final.metrics[REGISTERED]
+    return {"test_auc": m.roc_auc, "test_ece": m.ece, "test_brier": m.brier,
+            "precision_at_k": m.precision_at_k, "recall_at_k": m.recall_at_k}
+
+
+def _fairness(config: ExperimentConfig, data: Dataset, final: SplitResult,
+              estimator: BaseEstimator, scores: np.ndarray, test_mask: np.ndarray,
+              facts: ModelFacts, folder: Path, step: ProgressFn) -> FairnessRun:
+    """Audit the registered model on the last split's test rows; log and tag the verdict."""
+    train_mask, _ = split_masks(data.rows["as_of"], final.split)
+
+    def progress(what: str, done: int, total: int) -> None:
+        step(f"fairness {what}", done, total)
+
+    result = run_fairness(
+        config, estimator=estimator, X_train=data.X.loc[train_mask],
+        y_train=data.y[train_mask], A_train=data.sensitive.loc[train_mask],
+        X_test=data.X.loc[test_mask], y_test=data.y[test_mask], scores=scores,
+        A_test=data.sensitive.loc[test_mask], facts=facts, progress=progress)
+    log_fairness(result, model_name=facts.name, model_version=facts.version, folder=folder)
+    return result
 
 
 def _is_demo(clean: Path) -> bool:

@@ -1,0 +1,261 @@
+"""Read a user's scored table (CSV or Parquet) for ``overblik audit``.
+
+Any table with one row per person (or decision) will do: a 0/1 label column, a numeric
+score column and one or more sensitive-attribute columns; other columns are ignored and
+never read into memory. Every problem is one :class:`InputError` naming the file, the
+column and, for bad values, the first row (1-based data row; in a CSV also its line).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from overblik.features._errors import InputError
+from overblik.features._readers import hide_cprs
+
+__all__ = ["AuditTable", "parse_reference", "parse_sensitive", "read_audit_table"]
+
+_PARQUET_MAGIC = b"PAR1"
+_SNIFF_BYTES = 64 * 1024
+_TRUE = frozenset({"1", "1.0", "true"})
+_FALSE = frozenset({"0", "0.0", "false"})
+
+
+@dataclass(frozen=True)
+class AuditTable:
+    """The columns an audit needs, checked: labels 0/1, finite scores, sensitive as text."""
+
+    path: Path
+    y_true: np.ndarray  # int8, 0/1
+    scores: np.ndarray  # float64, finite
+    sensitive: pd.DataFrame  # one text column per attribute; missing values as NA
+    is_csv: bool
+
+    @property
+    def rows(self) -> int:
+        return len(self.y_true)
+
+
+def parse_sensitive(items: Sequence[str]) -> list[str]:
+    """``--sensitive`` values (repeated and/or comma-separated) as a list of column names."""
+    names = [part.strip() for item in items for part in item.split(",")]
+    if not items or not any(names):
+        raise InputError("--sensitive names no column: give the attribute column(s) to audit, "
+                         "e.g. --sensitive sex,origin")
+    if "" in names:
+        raise InputError(f"--sensitive {','.join(items)!r} has an empty column name: separate "
+                         "the names by single commas, e.g. --sensitive sex,origin")
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise InputError(f"--sensitive names {', '.join(duplicated)} twice: give each once")
+    return names
+
+
+def parse_reference(items: Sequence[str], table: AuditTable) -> dict[str, str]:
+    """``--reference COL=VALUE`` options as a mapping, checked against the table."""
+    out: dict[str, str] = {}
+    for item in items:
+        column, sep, value = item.partition("=")
+        column, value = column.strip(), value.strip()
+        if not sep or not column or not value or "=" in value:
+            raise InputError(f"--reference {item!r} is not COLUMN=VALUE: write e.g. "
+                             "--reference origin=danish (repeat the option for more columns)")
+        if column not in table.sensitive.columns:
+            raise InputError(f"--reference {item!r}: {column!r} is not one of the --sensitive "
+                             f"columns ({', '.join(table.sensitive.columns)})")
+        if column in out:
+            raise InputError(f"--reference gives {column!r} twice: give one reference group "
+                             "per column")
+        present = table.sensitive[column].dropna()
+        if not (present == value).any():
+            values = sorted(present.unique().tolist())
+            shown = ", ".join(map(str, values[:20])) + (" …" if len(values) > 20 else "")
+            raise InputError(f"--reference {item!r}: no row of {table.path} has {column} = "
+                             f"{value!r} (an empty group); its values: {shown}")
+        out[column] = value
+    return out
+
+
+def read_audit_table(path: Path, *, label: str, score: str,
+                     sensitive: Sequence[str]) -> AuditTable:
+    """Read and check the label, score and sensitive columns of a CSV or Parquet file.
+
+    The format is recognised from the content (Parquet's magic bytes), not the suffix.
+
+    Raises
+    ------
+    InputError
+        Unreadable or empty file, missing columns (with the available ones), labels that
+        are not 0/1, scores that are not finite numbers (naming the row), or a sensitive
+        column without any value.
+    """
+    path = Path(path)
+    names = [label, score, *sensitive]
+    roles = {label: "--label", score: "--score", **{s: "--sensitive" for s in sensitive}}
+    clash = [n for n in dict.fromkeys(names) if names.count(n) > 1]
+    if clash:
+        raise InputError(f"column {clash[0]!r} is given for more than one of --label, --score "
+                         "and --sensitive: each column has one role")
+    if not path.exists():
+        raise InputError(f"{path} does not exist: pass the CSV or Parquet file to audit")
+    if not path.is_file():
+        raise InputError(f"{path} is not a file: pass the CSV or Parquet file to audit")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (zero bytes): expected a table with the columns "
+                         f"{', '.join(names)}")
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    is_csv = not head.startswith(_PARQUET_MAGIC)
+    if is_csv and b"\x00" in head:
+        raise InputError(f"{path} is neither CSV text nor Parquet (it holds binary data): "
+                         "export the table as UTF-8 CSV or Parquet")
+    table = _read_csv(path, head, names, roles) if is_csv else _read_parquet(path, names, roles)
+    if table.num_rows == 0:
+        raise InputError(f"{path} has a header but no rows: there is nothing to audit")
+    y = _labels(path, label, table.column(label), is_csv)
+    s = _scores(path, score, table.column(score), is_csv)
+    frame = pd.DataFrame({c: _text(path, c, table.column(c)) for c in sensitive})
+    return AuditTable(path=path, y_true=y, scores=s, sensitive=frame, is_csv=is_csv)
+
+
+def _check_columns(path: Path, found: list[str], names: list[str],
+                   roles: dict[str, str]) -> None:
+    missing = [n for n in dict.fromkeys(names) if n not in found]
+    if not missing:
+        return
+    parts = []
+    for name in missing:
+        guess = difflib.get_close_matches(name, found, n=1)
+        hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+        parts.append(f"{roles[name]} column {name!r}{hint}")
+    shown = ", ".join(found[:60]) + (f" … ({len(found)} in all)" if len(found) > 60 else "")
+    sep = ""
+    if len(found) == 1 and ";" in found[0]:
+        sep = " (the header looks ';'-separated: write the CSV with ',' as the delimiter)"
+    raise InputError(f"{path} has no {' and no '.join(parts)}; its columns are: {shown}{sep}")
+
+
+def _read_csv(path: Path, head: bytes, names: list[str], roles: dict[str, str]) -> pa.Table:
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if line.startswith(codecs.BOM_UTF8):
+        line = line[len(codecs.BOM_UTF8):]
+    try:
+        header = [n.strip() for n in next(csv.reader([line.decode("utf-8")]), [])]
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    if not any(header):
+        raise InputError(f"{path} has no header line: the first line must name the columns, "
+                         f"including {', '.join(names)}")
+    _check_columns(path, header, names, roles)
+    wanted = list(dict.fromkeys(names))
+    read = pacsv.ReadOptions(column_names=header, skip_rows=1)
+    convert = pacsv.ConvertOptions(include_columns=wanted,
+                                   column_types={n: pa.string() for n in wanted},
+                                   null_values=[""], strings_can_be_null=True)
+    try:
+        return pacsv.read_csv(path, read_options=read, convert_options=convert)
+    except pa.ArrowInvalid as exc:
+        message = str(exc)
+        if "invalid UTF8" in message:
+            raise _not_utf8(path) from None
+        raise InputError(f"{path} cannot be read as CSV: {hide_cprs(message)}; check that "
+                         "every row has as many fields as the header (quote values that "
+                         "contain commas)") from None
+
+
+def _not_utf8(path: Path) -> InputError:
+    return InputError(f"{path} is not UTF-8 text: re-export it as UTF-8 (e.g. `iconv -f "
+                      f"latin1 -t utf-8 {path.name}`) or as Parquet")
+
+
+def _read_parquet(path: Path, names: list[str], roles: dict[str, str]) -> pa.Table:
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path} is not a readable Parquet file (it may be truncated): "
+                         f"{hide_cprs(str(exc))}") from None
+    _check_columns(path, list(schema.names), names, roles)
+    try:
+        return pq.read_table(path, columns=list(dict.fromkeys(names)))
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path} cannot be read as Parquet: {hide_cprs(str(exc))}") from None
+
+
+def _where(row: int, is_csv: bool) -> str:
+    """1-based data row; a CSV's line counts the header too."""
+    return f"row {row + 1} (line {row + 2})" if is_csv else f"row {row + 1}"
+
+
+def _shown(value: object) -> str:
+    return hide_cprs(repr(value))[:60]
+
+
+def _labels(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> np.ndarray:
+    if pa.types.is_boolean(values.type):
+        raw = values.to_pandas()
+        missing = raw.isna().to_numpy()
+        out = raw.fillna(False).to_numpy(dtype=bool).astype(np.int8)
+    else:
+        raw = values.to_pandas()
+        text = raw.astype("string").str.strip().str.lower()
+        missing = text.isna().to_numpy()
+        is_one = text.isin(_TRUE).to_numpy(dtype=bool)
+        is_zero = text.isin(_FALSE).to_numpy(dtype=bool)
+        bad = ~(is_one | is_zero | missing)
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            others = pd.unique(raw[bad])[:5]
+            raise InputError(
+                f"{path}: --label column {column!r} must hold 0/1 (or true/false), but "
+                f"{_where(first, is_csv)} has {_shown(raw.iloc[first])} (values that are not "
+                f"0/1: {', '.join(_shown(v) for v in others)}); recode the outcome as 1 = "
+                "happened, 0 = did not")
+        out = is_one.astype(np.int8)
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        raise InputError(f"{path}: --label column {column!r} is empty in {_where(first, is_csv)}"
+                         f" ({int(missing.sum())} rows without a label): drop the rows whose "
+                         "outcome is unknown, or record it as 0/1")
+    return out
+
+
+def _scores(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> np.ndarray:
+    raw = values.to_pandas()
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        numbers = raw.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif pa.types.is_boolean(values.type):
+        raise InputError(f"{path}: --score column {column!r} holds true/false, not scores: "
+                         "pass the column with the model's numeric score or probability")
+    else:
+        numbers = pd.to_numeric(raw.astype("string").str.strip(), errors="coerce"
+                                ).to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        value = raw.iloc[first]
+        what = "no value" if pd.isna(value) else f"{_shown(value)}, which is not a finite number"
+        raise InputError(f"{path}: --score column {column!r} must be numeric, but "
+                         f"{_where(first, is_csv)} has {what} ({int(bad.sum())} such rows): "
+                         "every row needs the model's score")
+    return numbers
+
+
+def _text(path: Path, column: str, values: pa.ChunkedArray) -> pd.Series:
+    if values.null_count == len(values):
+        raise InputError(f"{path}: --sensitive column {column!r} has no value in any row (every "
+                         "group would be empty): fill it in or leave the attribute out")
+    series = values.to_pandas()
+    if not pd.api.types.is_string_dtype(series):
+        series = series.astype("string")
+    return series.astype("string").str.strip().replace("", pd.NA).reset_index(drop=True)

@@ -1,0 +1,197 @@
+"""The ethics board's gate: record a review of a model version, and promote a version to
+``champion`` only when the latest review approves it and the fairness audit passed (or the
+board overrode a failed audit, with a reason).
+
+Every review, promotion and refused promotion is appended to the record
+(:func:`overblik.experiments._approval.append_record`); the MLflow tags hold the latest
+review and the alias the current champion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from overblik.experiments._approval import (
+    CHAMPION,
+    FAIRNESS_PASSED,
+    Approval,
+    Decision,
+    ReviewRecord,
+    append_record,
+    approval_of,
+    utc_now,
+    write_approval,
+)
+from overblik.features._errors import InputError
+
+__all__ = ["MAX_REASON_CHARS", "Promotion", "PromotionRefused", "promote", "review"]
+
+MAX_REASON_CHARS = 5000  # MLflow stores model-version tag values up to 5000 characters
+
+
+class PromotionRefused(InputError):
+    """``promote`` refused: the message says why and what the board must do first."""
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A version moved to ``champion``."""
+
+    model: str
+    version: str
+    previous_champion: str | None
+    record: ReviewRecord
+
+
+def _model_version(client: mlflow.MlflowClient, name: str, version: str) -> ModelVersion:
+    """The registered version (a number, or an alias such as ``challenger``), or an
+    InputError naming the model/version and what exists."""
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:
+        known = sorted(m.name for m in client.search_registered_models())
+        listed = ", ".join(known) if known else "none: train one with `overblik train`"
+        raise InputError(f"model {name!r} is not registered; registered models: {listed}"
+                         ) from None
+    if not version.isdigit() and version in (registered.aliases or {}):
+        return client.get_model_version_by_alias(name, version)
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException:
+        found = client.search_model_versions(f"name='{name}'")
+        versions = sorted((str(v.version) for v in found), key=int)
+        aliases = ", ".join(sorted(registered.aliases or {})) or "none"
+        raise InputError(f"model {name!r} has no version {version!r}; its versions: "
+                         f"{', '.join(versions) or 'none'} (aliases: {aliases})") from None
+
+
+def _fairness_passed(mv: ModelVersion) -> bool | None:
+    value = mv.tags.get(FAIRNESS_PASSED)
+    return None if value is None else value == "true"
+
+
+def _champion(client: mlflow.MlflowClient, name: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def review(name: str, version: str, *, decision: Decision, by: str, reason: str,
+           override_fairness: bool = False, client: mlflow.MlflowClient | None = None,
+           record: Path | None = None) -> ReviewRecord:
+    """Record the board's decision on a model version (record line first, then tags).
+
+    Parameters
+    ----------
+    name, version
+        The registered model and its version.
+    decision
+        ``"approved"`` or ``"rejected"``.
+    by, reason
+        Who decided (a person or the board) and why; both required.
+    override_fairness
+        Approve although the fairness audit missed its thresholds (only with approval).
+    client
+        MLflow client (default: the current tracking URI).
+    record
+        The JSON-lines record (default ``<data>/reviews.jsonl``).
+
+    Raises
+    ------
+    InputError
+        Unknown model or version, empty ``by``/``reason``, or an override with a rejection.
+    """
+    mlflow_client = client or mlflow.MlflowClient()
+    by, reason = by.strip(), reason.strip()
+    if not by:
+        raise InputError("--by is empty: name who decides (e.g. \"Etisk råd / ethics board\")")
+    if not reason:
+        raise InputError("--reason is empty: the board's reason is recorded with every decision")
+    if len(reason) > MAX_REASON_CHARS:
+        raise InputError(f"--reason has {len(reason)} characters; keep it under "
+                         f"{MAX_REASON_CHARS} and refer to a document for the full minutes")
+    if override_fairness and decision != "approved":
+        raise InputError("--override-fairness only goes with --approve: a rejection needs no "
+                         "override")
+    mv = _model_version(mlflow_client, name, version)
+    version = str(mv.version)
+    entry = ReviewRecord(event="review", time=utc_now(), model=name, version=version,
+                         run_id=mv.run_id, config_hash=mv.tags.get("overblik.config_hash"),
+                         fairness_passed=_fairness_passed(mv), decision=decision, by=by,
+                         reason=reason, overrides_fairness=override_fairness)
+    # The record first: a crash in between leaves a recorded decision not yet in effect,
+    # never a decision in effect that the record lacks.
+    append_record(entry, record)
+    write_approval(name, str(version), Approval(decision=decision, by=by, reason=reason,
+                                                at=entry.time,
+                                                overrides_fairness=override_fairness),
+                   mlflow_client)
+    return entry
+
+
+def _refusal(mv: ModelVersion, approval: Approval | None, passed: bool | None) -> str | None:
+    """Why the version may not become champion, or None when it may."""
+    label = f"{mv.name} version {mv.version}"
+    if approval is None:
+        return (f"{label} has never been reviewed: the ethics board must approve it first "
+                f"(overblik review {mv.name} {mv.version} --approve --by NAME --reason TEXT)")
+    if not approval.approved:
+        return (f"the latest review of {label} rejected it ({approval.by}, {approval.at}: "
+                f"{approval.reason!r}); only a new approval can change that")
+    if passed is True:
+        return None
+    audit = ("has no fairness audit (no overblik.fairness_passed tag), which counts as a "
+             "failed audit" if passed is None else "missed its fairness thresholds")
+    if not approval.overrides_fairness:
+        return (f"{label} {audit}, and its approval ({approval.by}, {approval.at}) does not "
+                "override that; the board must read the report and approve again with "
+                "--override-fairness and a reason")
+    if not approval.reason.strip():
+        return (f"{label} {audit}; the approval overrides that but gives no reason; "
+                "approve again with --override-fairness and a reason")
+    return None
+
+
+def promote(name: str, version: str, *, client: mlflow.MlflowClient | None = None,
+            record: Path | None = None) -> Promotion:
+    """Move the ``champion`` alias to the version if the gate allows it; record either way.
+
+    The gate: the latest review approves the version, and its fairness audit passed
+    (``overblik.fairness_passed`` = ``"true"``) or the approval overrides the failed (or
+    missing) audit with a reason.
+
+    Raises
+    ------
+    InputError
+        Unknown model or version (nothing recorded).
+    PromotionRefused
+        The gate is closed; the refusal is recorded with the current champion.
+    """
+    mlflow_client = client or mlflow.MlflowClient()
+    mv = _model_version(mlflow_client, name, version)
+    version = str(mv.version)
+    approval = approval_of(name, version, mlflow_client)
+    passed = _fairness_passed(mv)
+    previous = _champion(mlflow_client, name)
+    why = _refusal(mv, approval, passed)
+    entry = ReviewRecord(
+        event="promotion" if why is None else "promotion_refused", time=utc_now(),
+        model=name, version=str(version), run_id=mv.run_id,
+        config_hash=mv.tags.get("overblik.config_hash"), fairness_passed=passed,
+        decision=approval.decision if approval else None,
+        by=approval.by if approval else None, reason=approval.reason if approval else None,
+        overrides_fairness=approval.overrides_fairness if approval else None,
+        previous_champion=previous, detail=why)
+    if why is not None:
+        append_record(entry, record)
+        raise PromotionRefused(f"promotion refused: {why}")
+    append_record(entry, record)
+    mlflow_client.set_registered_model_alias(name, CHAMPION, str(version))
+    return Promotion(model=name, version=str(version), previous_champion=previous,
+                     record=entry)

@@ -1,0 +1,286 @@
+"""The model card: what a model is for, what it was trained on, how good and how fair it is.
+
+The ethics board reads it next to the fairness report; MLflow stores :meth:`ModelCard.to_dict`
+with the run. The same :meth:`ModelCard.sections` feed the Markdown and the HTML report, so
+the two never say different things.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+
+from pydantic import ConfigDict, TypeAdapter
+
+from overblik.fairness._thresholds import Verdict
+from overblik.fairness._wording import (
+    Bilingual,
+    Language,
+    attribute_label,
+    format_number,
+    metric_label,
+    text,
+)
+
+__all__ = ["CardFact", "CardSection", "ModelCard"]
+
+B = Bilingual
+
+INTENDED_USE = B(
+    "Beslutningsstøtte til sagsbehandlere: scoren er ét input blandt flere, og en "
+    "sagsbehandler træffer og begrunder altid beslutningen. Modellen må aldrig bruges til "
+    "automatiske afgørelser.",
+    "Decision support for caseworkers: the score is one input among several, and a caseworker "
+    "always makes and records the decision. The model must never be used for automated "
+    "decisions.",
+)
+OUT_OF_SCOPE = (
+    B("Automatiske afgørelser med retsvirkning for borgeren (GDPR art. 22).",
+      "Automated decisions with legal effect for the citizen (GDPR art. 22)."),
+    B("Kontrol, sanktioner eller jagt på snyd.", "Control, sanctions or fraud detection."),
+    B("Borgere uden for målgruppen, eller andre kommuner, uden en ny audit.",
+      "Citizens outside the cohort, or other municipalities, without a new audit."),
+    B("Sammenligning eller rangordning af befolkningsgrupper, fx efter herkomst.",
+      "Comparing or ranking groups of citizens, for example by origin."),
+)
+LIMITATIONS = (
+    B("Modellen er lært af fortiden: ændret praksis eller lovgivning kan gøre den forældet.",
+      "The model learned from the past: changes in practice or law can make it outdated."),
+    B("Scorer ændrer, hvem der får indsatser, og dermed fremtidens udfald (feedback-loop); "
+      "overvåg modellen, og træn den igen på data, hvor det er taget højde for.",
+      "Scores change who receives interventions and so future outcomes (a feedback loop); "
+      "monitor the model and retrain it on data that accounts for this."),
+    B("Høj risiko betyder ikke, at en indsats hjælper mest: risiko er ikke effekt.",
+      "High risk does not mean an intervention helps most: risk is not benefit."),
+)
+KNOWN_BIASES = (
+    B("Registrerede udfald afspejler, hvem der bliver set, lige så meget som hvem der er i "
+      "risiko: grupper under mere opsyn ser mere udsatte ud.",
+      "Recorded outcomes reflect who is watched as much as who is at risk: groups under more "
+      "surveillance look riskier."),
+)
+
+_HEADINGS: dict[str, Bilingual] = {
+    "intended_use": B("Tilsigtet brug", "Intended use"),
+    "out_of_scope": B("Brug uden for formålet", "Out-of-scope uses"),
+    "cohort_outcome": B("Målgruppe og udfald", "Cohort and outcome"),
+    "data_period": B("Data og periode", "Data and period"),
+    "metrics": B("Nøgletal", "Metrics"),
+    "fairness": B("Fairness", "Fairness"),
+    "limitations": B("Begrænsninger", "Limitations"),
+    "known_biases": B("Kendte skævheder", "Known biases"),
+    "provenance": B("Sporbarhed", "Provenance"),
+}
+_LABELS: dict[str, Bilingual] = {
+    "cohort": B("Målgruppe", "Cohort"),
+    "outcome": B("Udfald", "Outcome"),
+    "horizon": B("Horisont", "Horizon"),
+    "horizon_value": B("{days} dage efter opgørelsesdatoen", "{days} days after the as-of date"),
+    "as_of": B("Opgørelsesdatoer", "As-of dates"),
+    "as_of_value": B("{count} datoer, {first} til {last}", "{count} dates, {first} to {last}"),
+    "test_as_of": B("Testdato", "Test as-of date"),
+    "fingerprint": B("Datafingeraftryk", "Data fingerprint"),
+    "demo": B("Demodata (syntetiske borgere)", "Demo data (synthetic citizens)"),
+    "verdict": B("Resultat mod tærsklerne", "Result against the thresholds"),
+    "not_audited": B("ikke auditeret endnu", "not audited yet"),
+    "protected_inputs": B("Beskyttede egenskaber brugt som input",
+                          "Protected attributes used as inputs"),
+    "none": B("ingen", "none"),
+    "model": B("Model", "Model"),
+    "version": B("Version", "Version"),
+    "run_id": B("MLflow-kørsel", "MLflow run"),
+    "config_hash": B("Konfigurations-hash", "Config hash"),
+    "created": B("Oprettet", "Created"),
+    "no_metrics": B("ingen nøgletal angivet", "no metrics given"),
+}
+
+
+@dataclass(frozen=True)
+class CardFact:
+    """One labelled value; ``code`` values (hashes, ids) are shown verbatim in monospace."""
+
+    label: str
+    value: str
+    code: bool = False
+
+
+@dataclass(frozen=True)
+class CardSection:
+    """A heading with a paragraph, facts and bullets (any may be empty)."""
+
+    key: str
+    heading: str
+    paragraph: str = ""
+    facts: tuple[CardFact, ...] = ()
+    bullets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelCard:
+    """A model card (after Mitchell et al. 2019), in Danish and English.
+
+    Parameters
+    ----------
+    name, version, run_id : str
+        The registered model, its version and the MLflow run that trained it.
+    cohort, outcome : str
+        Who is scored and what is predicted, e.g. ``children_in_families``,
+        ``child_placement``; ``horizon_days`` after the as-of date.
+    as_of_dates : tuple of date
+        The as-of dates of the training and test data; ``test_as_of`` the one tested on.
+    data_fingerprint, config_hash : str
+        The data and config the run used (as tagged in MLflow).
+    demo_data : bool
+        True when the data are synthetic; the card then says so first.
+    metrics : mapping of str to float
+        e.g. ``test_auc``, ``test_ece``, ``precision_at_k``, ``oracle_gap``.
+    intended_use, out_of_scope, limitations, known_biases
+        Bilingual texts; the defaults hold for every overblik risk model.
+    protected_inputs : tuple of str
+        Protected attributes the model uses as inputs (e.g. age); empty means none.
+    fairness : Verdict or None
+        The audit's verdict against the thresholds; None before the audit.
+    """
+
+    name: str
+    version: str | None = None
+    run_id: str | None = None
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
+    description: Bilingual | None = None
+    cohort: str
+    outcome: str
+    horizon_days: int
+    as_of_dates: tuple[date, ...] = ()
+    test_as_of: date | None = None
+    data_fingerprint: str = ""
+    demo_data: bool = False
+    config_hash: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    intended_use: Bilingual = INTENDED_USE
+    out_of_scope: tuple[Bilingual, ...] = OUT_OF_SCOPE
+    limitations: tuple[Bilingual, ...] = LIMITATIONS
+    known_biases: tuple[Bilingual, ...] = KNOWN_BIASES
+    protected_inputs: tuple[str, ...] = ()
+    fairness: Verdict | None = None
+
+    # A difference without an interval has NaN bounds: "NaN" strings keep the dict strict
+    # JSON (MLflow, json.dumps(allow_nan=False)) and read back as NaN.
+    __pydantic_config__: ClassVar[ConfigDict] = ConfigDict(ser_json_inf_nan="strings")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A strict-JSON dict (dates as ISO strings); :meth:`from_dict` reads it back."""
+        result: dict[str, Any] = json.loads(_ADAPTER.dump_json(self))
+        return result
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelCard:
+        """Read a card written by :meth:`to_dict`; a wrong field raises ``ValueError``."""
+        card: ModelCard = _ADAPTER.validate_python(dict(data))
+        return card
+
+    def sections(self, language: Language) -> tuple[CardSection, ...]:
+        """The card's content in ``language``, in reading order."""
+
+        def label(key: str, **values: object) -> str:
+            template = _LABELS[key].pick(language)
+            return template.format(**values) if values else template
+
+        def heading(key: str) -> str:
+            return _HEADINGS[key].pick(language)
+
+        yes_no = text("yes" if self.demo_data else "no", language)
+        period: list[CardFact] = []
+        if self.as_of_dates:
+            dates = sorted(self.as_of_dates)
+            period.append(CardFact(label("as_of"), label(
+                "as_of_value", count=len(dates), first=dates[0].isoformat(),
+                last=dates[-1].isoformat())))
+        if self.test_as_of is not None:
+            period.append(CardFact(label("test_as_of"), self.test_as_of.isoformat()))
+        period += [CardFact(label("fingerprint"), self.data_fingerprint or "–", code=True),
+                   CardFact(label("demo"), yes_no)]
+        metrics = tuple(CardFact(metric_label(k, language), _format_metric(v, language))
+                        for k, v in self.metrics.items())
+        return (
+            CardSection("intended_use", heading("intended_use"),
+                        paragraph=" ".join(t.pick(language) for t in
+                                           (self.description, self.intended_use) if t)),
+            CardSection("out_of_scope", heading("out_of_scope"),
+                        bullets=tuple(t.pick(language) for t in self.out_of_scope)),
+            CardSection("cohort_outcome", heading("cohort_outcome"), facts=(
+                CardFact(label("cohort"), self.cohort, code=True),
+                CardFact(label("outcome"), self.outcome, code=True),
+                CardFact(label("horizon"), label("horizon_value", days=self.horizon_days)),
+            )),
+            CardSection("data_period", heading("data_period"), facts=tuple(period)),
+            CardSection("metrics", heading("metrics"), facts=metrics,
+                        paragraph="" if metrics else label("no_metrics")),
+            self._fairness_section(language, heading("fairness"), label),
+            CardSection("limitations", heading("limitations"),
+                        bullets=tuple(t.pick(language) for t in self.limitations)),
+            CardSection("known_biases", heading("known_biases"),
+                        bullets=tuple(t.pick(language) for t in self.known_biases)),
+            CardSection("provenance", heading("provenance"), facts=(
+                CardFact(label("model"), self.name, code=True),
+                CardFact(label("version"), self.version or "–", code=True),
+                CardFact(label("run_id"), self.run_id or "–", code=True),
+                CardFact(label("config_hash"), self.config_hash or "–", code=True),
+                CardFact(label("created"), self.created.isoformat(timespec="seconds")),
+            )),
+        )
+
+    def _fairness_section(self, language: Language, heading: str, label: Any) -> CardSection:
+        inputs = ", ".join(attribute_label(a, language) for a in self.protected_inputs)
+        inputs = inputs or label("none")
+        facts = [CardFact(label("protected_inputs"), inputs)]
+        if self.fairness is None:
+            facts.insert(0, CardFact(label("verdict"), label("not_audited")))
+            return CardSection("fairness", heading, facts=tuple(facts))
+        verdict = self.fairness
+        status = "verdict_fail" if not verdict.passed else (
+            "verdict_warn" if verdict.warnings else "verdict_pass")
+        facts.insert(0, CardFact(label("verdict"), text(status, language)))
+        bullets = [c.sentence(language) for c in verdict.checks if c.status == "fail"]
+        if verdict.audit_min_count < verdict.policy_min_count:
+            bullets.insert(0, text("verdict_policy_breach", language,
+                                   audit_min=verdict.audit_min_count,
+                                   policy_min=verdict.policy_min_count))
+        return CardSection("fairness", heading, facts=tuple(facts), bullets=tuple(bullets))
+
+    def to_markdown(self, language: Language = "da") -> str:
+        """The card as Markdown in ``language`` ("da" or "en")."""
+        title = f"# {text('card', language)}: {self.name}"
+        if self.version:
+            title += f" (version {self.version})"
+        lines = [title, ""]
+        if self.demo_data:
+            lines += [f"> **{text('demo_banner', language)}**", ""]
+        for section in self.sections(language):
+            lines += [f"## {section.heading}", ""]
+            if section.paragraph:
+                lines += [section.paragraph, ""]
+            for fact in section.facts:
+                value = f"`{fact.value}`" if fact.code else _escape(fact.value)
+                lines.append(f"- **{fact.label}:** {value}")
+            lines += [f"- {_escape(b)}" for b in section.bullets]
+            if section.facts or section.bullets:
+                lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
+
+
+def _format_metric(value: float, language: Language) -> str:
+    return format_number(value, language, 4) if math.isfinite(value) else "–"
+
+
+def _escape(s: str) -> str:
+    # Only what would change the meaning of a list item: emphasis and links.
+    for ch in ("\\", "*", "_", "[", "]", "`"):
+        s = s.replace(ch, "\\" + ch)
+    return s
+
+
+_ADAPTER: TypeAdapter[ModelCard] = TypeAdapter(ModelCard)

@@ -1,0 +1,252 @@
+"""The ethics board's gate: `overblik review` records decisions, `overblik promote` moves
+`champion` only for an approved version whose audit passed or was overridden with a reason;
+every review and promotion lands in the append-only record, in order. Real MLflow (SQLite)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from typer.testing import CliRunner
+
+from overblik.experiments._approval import (
+    APPROVAL_DECISION,
+    CHAMPION,
+    FAIRNESS_PASSED,
+    append_record,
+    approval_of,
+    read_records,
+    reviews_path,
+)
+from overblik.experiments._cli import app
+from overblik.experiments._review import PromotionRefused, promote, review
+from overblik.features import InputError
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('registry') / 'mlflow.db'}"
+
+
+@pytest.fixture
+def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh data folder, so each test has its own reviews.jsonl."""
+    monkeypatch.setenv("OVERBLIK_DATA", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def model(uri: str, data: Path) -> Iterator[str]:
+    """A registered model with version 1 passing, 2 failing and 3 without an audit tag."""
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient()
+    name = f"overblik-test-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    experiment = mlflow.set_experiment(name)
+    for passed in ("true", "false", None):
+        with mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+            mlflow.set_tag("overblik.config_hash", f"hash-{passed}")
+        tags = {"overblik.config_hash": f"hash-{passed}"}
+        if passed is not None:
+            tags[FAIRNESS_PASSED] = passed
+        client.create_model_version(name, source=f"{run.info.artifact_uri}/risk_model",
+                                    run_id=run.info.run_id, tags=tags)
+    yield name
+
+
+def _champion(name: str) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        return None
+
+
+def _text(output: str) -> str:
+    """CLI output with rich's line wrapping undone."""
+    return " ".join(output.split())
+
+
+@pytest.mark.parametrize("version", ["1", "3", "2"], ids=["passing", "no-audit", "failing"])
+def test_promote_refuses_a_version_never_reviewed(model: str, version: str) -> None:
+    with pytest.raises(PromotionRefused, match="never been reviewed"):
+        promote(model, version)
+    assert _champion(model) is None
+    (refusal,) = read_records()
+    assert refusal.event == "promotion_refused"
+    assert refusal.version == version and refusal.previous_champion is None
+    assert refusal.detail is not None and "never been reviewed" in refusal.detail
+
+
+@pytest.mark.parametrize(("version", "why"), [
+    ("2", "missed its fairness thresholds"),
+    ("3", "has no fairness audit (no overblik.fairness_passed tag), which counts as a failed"),
+])
+def test_promote_refuses_failed_or_missing_audit_without_override(model: str, version: str,
+                                                                  why: str) -> None:
+    review(model, version, decision="approved", by="Etisk råd", reason="looks fine")
+    with pytest.raises(PromotionRefused, match="override") as refused:
+        promote(model, version)
+    assert why in str(refused.value)
+    assert _champion(model) is None
+
+
+def test_promote_accepts_approved_passing_then_overridden_failing(model: str) -> None:
+    review(model, "1", decision="approved", by="Etisk råd", reason="meets every threshold")
+    first = promote(model, "1")
+    assert first.previous_champion is None
+    assert _champion(model) == "1"
+    review(model, "2", decision="approved", by="Etisk råd", override_fairness=True,
+           reason="the FPR gap is within the interval of the current practice; re-audit in 3 "
+                  "months")
+    second = promote(model, "2")
+    assert second.previous_champion == "1"
+    assert _champion(model) == "2"
+    approval = approval_of(model, "2")
+    assert approval is not None and approval.approved and approval.overrides_fairness
+
+
+def test_rejection_after_approval_blocks_promotion(model: str) -> None:
+    review(model, "1", decision="approved", by="Etisk råd", reason="ok")
+    review(model, "1", decision="rejected", by="Etisk råd", reason="proxy for origin found")
+    with pytest.raises(PromotionRefused, match=r"rejected it .*proxy for origin found"):
+        promote(model, "1")
+    assert _champion(model) is None
+    assert MlflowClient().get_model_version(model, "1").tags[APPROVAL_DECISION] == "rejected"
+
+
+def test_record_has_every_review_and_promotion_in_order(model: str) -> None:
+    review(model, "1", decision="approved", by="A", reason="r1")
+    promote(model, "1")
+    review(model, "2", decision="approved", by="B", reason="r2")
+    with pytest.raises(PromotionRefused):
+        promote(model, "2")
+    review(model, "2", decision="approved", by="B", reason="r3", override_fairness=True)
+    promote(model, "2")
+    records = read_records()
+    assert [(r.event, r.version) for r in records] == [
+        ("review", "1"), ("promotion", "1"), ("review", "2"), ("promotion_refused", "2"),
+        ("review", "2"), ("promotion", "2")]
+    assert [r.previous_champion for r in records if r.event != "review"] == [None, "1", "1"]
+    assert [r.fairness_passed for r in records] == [True, True, False, False, False, False]
+    versions = MlflowClient().search_model_versions(f"name='{model}'")
+    runs = {str(v.version): v.run_id for v in versions}
+    for r in records:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r.time)
+        assert r.model == model and r.run_id == runs[r.version]
+        assert r.config_hash == ("hash-true" if r.version == "1" else "hash-false")
+    assert records[4].overrides_fairness is True and records[4].reason == "r3"
+    # One JSON object per line, readable without overblik.
+    lines = reviews_path().read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["event"] for line in lines] == [r.event for r in records]
+
+
+def test_record_is_only_appended(model: str, data: Path) -> None:
+    review(model, "1", decision="approved", by="A", reason="første / first")
+    before = reviews_path().read_bytes()
+    review(model, "1", decision="rejected", by="A", reason="anden / second")
+    after = reviews_path().read_bytes()
+    assert after.startswith(before) and len(after) > len(before)
+    assert "første" in before.decode("utf-8")
+
+
+def test_append_record_creates_the_folder(tmp_path: Path, model: str) -> None:
+    target = tmp_path / "new" / "folder" / "reviews.jsonl"
+    entry = review(model, "1", decision="approved", by="A", reason="r")
+    append_record(entry, target)
+    assert read_records(target) == [entry]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"name": "overblik-nope"}, "'overblik-nope' is not registered; registered models:"),
+    ({"version": "9"}, "has no version '9'; its versions: 1, 2, 3"),
+    ({"version": "abc"}, "has no version 'abc'"),
+    ({"decision": "rejected", "override_fairness": True}, "only goes with --approve"),
+    ({"reason": "  "}, "--reason is empty"),
+    ({"by": ""}, "--by is empty"),
+    ({"reason": "x" * 5001}, "5001 characters"),
+])
+def test_review_refuses_bad_input_and_records_nothing(model: str, kwargs: dict[str, object],
+                                                      message: str) -> None:
+    args: dict[str, object] = {"name": model, "version": "1", "decision": "approved",
+                               "by": "A", "reason": "r", **kwargs}
+    with pytest.raises(InputError, match=re.escape(message)):
+        review(**args)  # type: ignore[arg-type]
+    assert read_records() == []
+    assert approval_of(model, "1") is None
+
+
+def test_versions_can_be_named_by_alias(model: str) -> None:
+    MlflowClient().set_registered_model_alias(model, "challenger", "1")
+    entry = review(model, "challenger", decision="approved", by="A", reason="r")
+    assert entry.version == "1"
+    assert promote(model, "challenger").version == "1"
+    assert _champion(model) == "1"
+    with pytest.raises(InputError, match=r"no version 'nope'.*\(aliases: challenger, champion\)"):
+        promote(model, "nope")
+
+
+def test_promote_unknown_version_names_it(model: str) -> None:
+    with pytest.raises(InputError, match="has no version '7'"):
+        promote(model, "7")
+    assert read_records() == []
+
+
+def test_cli_review_and_promote(model: str, uri: str) -> None:
+    base = ["--tracking-uri", uri]
+    result = runner.invoke(app, ["promote", model, "2", *base])
+    assert result.exit_code == 2
+    assert "never been reviewed" in _text(result.output)
+    assert "Traceback" not in result.output
+    result = runner.invoke(app, ["review", model, "2", "--approve", "--by", "Demo ethics board",
+                                 "--reason", "demo", *base])
+    assert result.exit_code == 0, result.output
+    assert "approved by Demo ethics board" in _text(result.output)
+    assert "will refuse it unless the board approves with --override-fairness" in _text(
+        result.output)
+    result = runner.invoke(app, ["promote", model, "2", *base])
+    assert result.exit_code == 2
+    assert "missed its fairness thresholds" in _text(result.output)
+    result = runner.invoke(app, ["review", model, "2", "--approve", "--override-fairness",
+                                 "--by", "Demo ethics board", "--reason", "accepted gap",
+                                 *base])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["promote", model, "2", *base])
+    assert result.exit_code == 0, result.output
+    assert "version 2 is now 'champion' (there was no champion)" in _text(result.output)
+    assert _champion(model) == "2"
+    assert [r.event for r in read_records()] == ["promotion_refused", "review",
+                                                 "promotion_refused", "review", "promotion"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--by", "A", "--reason", "r"], "exactly one of --approve and --reject"),
+    (["--approve", "--reject", "--by", "A", "--reason", "r"], "exactly one of"),
+    (["--approve", "--reason", "r"], "--by is missing"),
+    (["--reject", "--by", "A"], "--reason is missing"),
+    (["--reject", "--override-fairness", "--by", "A", "--reason", "r"],
+     "--override-fairness only goes with --approve"),
+])
+def test_cli_review_usage_errors_exit_2(model: str, uri: str, args: list[str],
+                                        message: str) -> None:
+    result = runner.invoke(app, ["review", model, "1", *args, "--tracking-uri", uri])
+    assert result.exit_code == 2
+    assert message in _text(result.output)
+    assert read_records() == []
+
+
+def test_cli_unknown_model_exits_2_naming_it(model: str, uri: str) -> None:
+    result = runner.invoke(app, ["review", "overblik-missing", "1", "--approve", "--by", "A",
+                                 "--reason", "r", "--tracking-uri", uri])
+    assert result.exit_code == 2
+    assert "'overblik-missing' is not registered" in _text(result.output)
+    assert model in _text(result.output)  # the registered ones are listed
