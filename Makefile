@@ -65,6 +65,8 @@ demo: env  ## the main job on the embedded default: generate, ingest, train (MLf
 	$(RUN) summary --clean $(DEMO_DIR)/clean
 	$(RUN) train child_placement --clean $(DEMO_DIR)/clean --truth $(DEMO_DIR)/municipality/truth
 	$(RUN) train long_term_benefit --clean $(DEMO_DIR)/clean --truth $(DEMO_DIR)/municipality/truth
+	@echo "Bring-your-own-data audit, here on the child-placement model's scored test rows:"
+	$(RUN) audit --data "$$(ls -t $(DATA)/mlartifacts/child_placement/*/artifacts/predictions/test_predictions.parquet | head -1)" --label y --score proba_lightgbm --top-k 200 --sensitive origin,sex --reference origin=danish --out $(DEMO_DIR)/audit
 	@echo "The gate: a version the ethics board has not reviewed is refused (exit 2 expected):"
 	-$(RUN) promote overblik-child-placement challenger
 	$(RUN) review overblik-child-placement challenger --approve --override-fairness --by "Demo ethics board" --reason "Demo on synthetic data: the board read the fairness report and model card; small-group gaps accepted for demonstration only"

@@ -223,7 +223,7 @@ def train(
         return
     table = Table(title=f"{config.name}: test {result.splits[-1].split.test_as_of.date()} "
                   f"(config {result.config_hash[:8]})")
-    for col in ("model", "ROC AUC", "PR AUC", "Brier", "ECE", f"precision@{config.capacity_k}",
+    for col in ("model", "ROC AUC", "PR AUC", "Brier", "ECE", f"prec@{config.capacity_k}",
                 f"recall@{config.capacity_k}"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for name in MODEL_NAMES:
@@ -231,8 +231,8 @@ def train(
         table.add_row(name, f"{m.roc_auc:.3f}", f"{m.pr_auc:.3f}", f"{m.brier:.4f}",
                       f"{m.ece:.4f}", f"{m.precision_at_k:.3f}", f"{m.recall_at_k:.3f}")
     if comparison is not None:
-        table.add_row("oracle (truth)", f"{comparison.oracle_roc_auc:.3f}", "", "", "", "", "")
-        table.add_row("oracle at as-of", f"{comparison.oracle_as_of_roc_auc:.3f}", "", "", "",
+        table.add_row("oracle", f"{comparison.oracle_roc_auc:.3f}", "", "", "", "", "")
+        table.add_row("oracle@as-of", f"{comparison.oracle_as_of_roc_auc:.3f}", "", "", "",
                       "", "")
     out_console.print(table)
     out_console.print(f"registered {result.model_name} version {result.model_version} as "
