@@ -20,6 +20,8 @@ DEMO_CITIZENS ?= 20000
 DEMO_YEARS ?= 5
 DEMO_SEED ?= 1
 DEMO_DIR := $(DATA)/demo
+DEMO_AS_OF ?= 2026-01-01
+DEMO_PORT ?= 3000
 
 .PHONY: help env test lint typecheck pytest demo bench clean
 
@@ -59,7 +61,7 @@ pytest: env  ## the tests (without benchmarks)
 
 test: lint typecheck pytest  ## ruff, mypy and the tests
 
-demo: env  ## the main job on the embedded default: generate, ingest, train (MLflow), review, promote
+demo: env  ## the main job on the embedded default: generate, ingest, train (MLflow), audit, review, promote, serve
 	$(RUN) generate --citizens $(DEMO_CITIZENS) --years $(DEMO_YEARS) --seed $(DEMO_SEED) --out $(DEMO_DIR)/municipality
 	$(RUN) ingest --raw $(DEMO_DIR)/municipality/raw --out $(DEMO_DIR)/clean --demo-key
 	$(RUN) summary --clean $(DEMO_DIR)/clean
@@ -74,6 +76,12 @@ demo: env  ## the main job on the embedded default: generate, ingest, train (MLf
 	@echo "Board decisions and promotions (append-only): $(DATA)/reviews.jsonl"
 	@echo "Open the MLflow UI on these runs:"
 	@echo "  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DATA)/mlflow.db --port 5000"
+	@echo "The nightly batch: today's profiles of the champion's cohort, for /score by CPR number:"
+	$(RUN) profiles --as-of $(DEMO_AS_OF) --clean $(DEMO_DIR)/clean
+	$(RUN) keys create --role caseworker-system --name "Demo caseworker system" > $(DEMO_DIR)/demo-api-key.txt
+	@echo "Serving the approved model on http://127.0.0.1:$(DEMO_PORT) (Swagger UI: /docs; Ctrl-C stops). In another terminal:"
+	@$(RUN) example-request --raw $(DEMO_DIR)/municipality/raw --api-key-file $(DEMO_DIR)/demo-api-key.txt --port $(DEMO_PORT)
+	$(RUN) serve --demo-key --port $(DEMO_PORT)
 
 bench: env  ## benchmarks in tests/perf (prints tables with ratios)
 	$(VENV)/bin/pytest -q -s tests/perf -p no:cacheprovider

@@ -71,7 +71,8 @@ def generate(
 
 @app.command()
 def ingest(
-    raw: Annotated[Path, typer.Option(help="Folder with <source>.csv or <source>.parquet.")],
+    raw: Annotated[Path, typer.Option(help="Folder with one SOURCE.csv or SOURCE.parquet per "
+                                      "source.")],
     out: Annotated[Path, typer.Option(help="Output folder for accepted rows and quarantine.")],
     key_file: Annotated[
         Path | None,
@@ -89,8 +90,8 @@ def ingest(
 ) -> None:
     """Validate and pseudonymise source extracts; quarantine bad rows with their reasons.
 
-    Every row is either accepted (OUT/<source>.parquet) or quarantined
-    (OUT/quarantine/<source>.parquet) with a reason; OUT/ingest_report.json reconciles the
+    Every row is either accepted (OUT/SOURCE.parquet) or quarantined
+    (OUT/quarantine/SOURCE.parquet) with a reason; OUT/ingest_report.json reconciles the
     counts. CPR numbers are replaced by keyed pseudonyms before anything is written.
     """
     from overblik.features import ingest as run_ingest

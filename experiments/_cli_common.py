@@ -22,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Docstrings are wrapped at 95 columns; markdown mode reflows them to the terminal.
+    rich_markup_mode="markdown",
 )
 console = Console(stderr=True)
 out_console = Console()

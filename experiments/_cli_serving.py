@@ -1,7 +1,312 @@
-"""``overblik`` commands for serving: serve, profiles, keys, auditlog."""
+"""``overblik`` commands for serving: serve, profiles, example-request, keys, auditlog."""
 
 from __future__ import annotations
 
-from overblik.experiments._cli_common import app
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
 
-__all__ = ["app"]
+import typer
+from rich.table import Table
+
+from overblik.experiments._cli_common import app, console, fail, out_console, progress_bar
+from overblik.features._errors import InputError
+
+__all__ = ["app", "auditlog_app", "keys_app"]
+
+keys_app = typer.Typer(name="keys", help="API keys of the scoring service: create, list, "
+                       "revoke. Keys are stored only as hashes.", no_args_is_help=True)
+auditlog_app = typer.Typer(name="auditlog", help="The scoring service's audit log.",
+                           no_args_is_help=True)
+app.add_typer(keys_app)
+app.add_typer(auditlog_app)
+
+ModelOption = Annotated[str, typer.Option(
+    "--model", help="Registered model (overblik-child-placement) or experiment name "
+    "(child_placement).")]
+AliasOption = Annotated[str, typer.Option(help="Registry alias to serve.")]
+TrackingOption = Annotated[str | None, typer.Option(
+    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or a SQLite file in data/).")]
+StoreOption = Annotated[str | None, typer.Option(
+    "--store", "--url", help="Audit log and API keys: sqlite:///FILE or postgresql://... "
+    "(default: $OVERBLIK_SERVE_STORE or data/serving.db).")]
+KeyFileOption = Annotated[Path | None, typer.Option(
+    help="Pseudonymisation key file, the one ingest used (else $OVERBLIK_PSEUDONYM_KEY).")]
+DemoKeyOption = Annotated[bool, typer.Option(
+    "--demo-key", help="Use the public demo key (synthetic data only).")]
+
+
+def _store(url: str | None) -> str:
+    from overblik.serving import default_store_url
+
+    return url or default_store_url()
+
+
+@app.command()
+def serve(
+    model: ModelOption = "overblik-child-placement",
+    alias: AliasOption = "champion",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 3000,
+    host: Annotated[str, typer.Option(help="Interface (localhost by default; put the "
+                                      "municipality's gateway in front for more).")
+                    ] = "127.0.0.1",
+    tracking_uri: TrackingOption = None,
+    profiles: Annotated[Path | None, typer.Option(
+        help="Profile store from `overblik profiles` (default: data/profiles/MODEL.parquet)."
+    )] = None,
+    store: StoreOption = None,
+    key_file: KeyFileOption = None,
+    demo_key: DemoKeyOption = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Load and check everything, print what would be served, and exit.")
+    ] = False,
+) -> None:
+    """Serve the approved model: `bentoml serve` with scores, reasons, keys and audit log.
+
+    Before starting it loads the version behind the alias with its feature spec, the profile
+    store and the key, and refuses to start (exit 2, one clear message) if the version is
+    not approved by the ethics board, files are missing or corrupt, or the profile store
+    does not fit the model or the key. Swagger UI is at /docs.
+    """
+    from overblik.serving import ScoringEngine, ServingSettings, StartupError
+
+    try:
+        if key_file is not None and demo_key:
+            raise InputError("give either --key-file or --demo-key, not both")
+        settings = ServingSettings(
+            **{k: v for k, v in {"tracking_uri": tracking_uri, "store_url": store,
+                                 "profile_store": profiles}.items() if v is not None},
+            model_name=model, alias=alias, key_file=key_file, demo_key=demo_key)
+        with console.status("loading and checking the model, profiles and store"):
+            engine = ScoringEngine.start(settings)
+        keys = [k for k in engine.keys.list() if k.active]
+        engine.close()
+    except (StartupError, InputError) as exc:
+        fail(str(exc))
+        return
+    m = engine.model
+    out_console.print(f"[bold]{m.name}[/] version {m.version} ({m.alias}), approved by "
+                      f"{m.approval.by} on {m.approval.at}; {len(engine.store):,} profiles as "
+                      f"of {engine.store.meta.as_of}; store {engine.audit.db.redacted_url}")
+    if not any(k.role == "caseworker-system" for k in keys):
+        console.print("[yellow]no active caseworker-system key:[/] create one with "
+                      "`overblik keys create --role caseworker-system --name NAME`")
+    if check:
+        return
+    from overblik.serving._service import STOP_ON_FAILURE_ENV, WORKERS_ENV
+
+    # BentoML records an OpenTelemetry span per stage of every request even when nothing
+    # exports them (sample rate 0): ~15% of a score's CPU. Off unless the operator set it.
+    env = {"OTEL_SDK_DISABLED": "true", **os.environ, **settings.to_env(),
+           STOP_ON_FAILURE_ENV: "1", "OMP_NUM_THREADS": "1"}
+    argv = [sys.executable, "-m", "bentoml", "serve", "overblik.serving._service:ScoringService",
+            "--host", host, "--port", str(port)]
+    env[WORKERS_ENV] = str(workers)
+    out_console.print(f"serving on http://{host}:{port} (Swagger UI: /docs); Ctrl-C stops")
+    raise typer.Exit(code=_run_until_stopped(argv, env))
+
+
+def _run_until_stopped(argv: list[str], env: dict[str, str]) -> int:
+    """Run the server; SIGTERM or Ctrl-C here stops it too (no orphaned server)."""
+    child = subprocess.Popen(argv, env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        child.send_signal(signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                child.send_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if child.poll() is None:
+            child.terminate()
+            child.wait(timeout=30)
+
+
+@app.command()
+def profiles(
+    as_of: Annotated[str, typer.Option(help="The profiles' date, YYYY-MM-DD (events before "
+                                       "it count).")],
+    clean: Annotated[Path, typer.Option(help="Folder written by `overblik ingest`.")],
+    model: ModelOption = "overblik-child-placement",
+    alias: AliasOption = "champion",
+    out: Annotated[Path | None, typer.Option(
+        help="Output file (default: data/profiles/MODEL.parquet, where `serve` looks).")
+    ] = None,
+    fmt: Annotated[Literal["parquet", "csv"], typer.Option(
+        "--format", help="parquet (metadata inside) or csv (metadata in FILE.meta.json).")
+    ] = "parquet",
+    tracking_uri: TrackingOption = None,
+) -> None:
+    """Build the profile store the scoring service reads (the nightly batch).
+
+    Takes the cohort of the model's experiment at AS_OF and computes every member's
+    features with the same code as training; writes person_id (pseudonym), as_of and one
+    column per feature, with the model, feature list and key fingerprint it was built for.
+    """
+    from overblik.experiments._tracking import default_tracking_uri
+    from overblik.serving import StartupError, build_profile_store, load_served_model
+    from overblik.serving._settings import default_profile_store, model_name_of
+
+    try:
+        day = date.fromisoformat(as_of)
+    except ValueError:
+        fail(f"--as-of {as_of!r}: write the date as YYYY-MM-DD")
+        return
+    name = model_name_of(model)
+    target = out or default_profile_store(name)
+    if fmt == "csv" and target.suffix != ".csv":
+        target = target.with_suffix(".csv")
+    try:
+        served = load_served_model(name, alias, tracking_uri=tracking_uri or
+                                   default_tracking_uri(), require_approval=False)
+        with progress_bar(f"profiles as of {day}") as progress:
+            meta = build_profile_store(served, clean, day, target, fmt=fmt, progress=progress)
+    except (StartupError, InputError) as exc:
+        fail(str(exc))
+        return
+    out_console.print(f"{meta.rows:,} profiles of cohort {meta.cohort} as of {meta.as_of} "
+                      f"for {meta.model} version {meta.model_version} "
+                      f"({len(meta.features)} features) -> {target}")
+
+
+@app.command("example-request")
+def example_request(
+    raw: Annotated[Path, typer.Option(help="The synthetic municipality's raw folder "
+                                      "(`overblik generate --out DIR` wrote DIR/raw).")],
+    api_key_file: Annotated[Path, typer.Option(
+        help="File holding a caseworker-system key (`overblik keys create ... > FILE`).")],
+    model: ModelOption = "overblik-child-placement",
+    profiles: Annotated[Path | None, typer.Option(
+        help="Profile store (default: data/profiles/MODEL.parquet).")] = None,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the service.")] = 3000,
+    host: Annotated[str, typer.Option(help="Host of the service.")] = "127.0.0.1",
+) -> None:
+    """Print a ready curl for POST /score on a synthetic citizen in the profile store.
+
+    Demo data only: it refuses a profile store that was not built from synthetic data
+    pseudonymised with the public demo key (a real CPR number is never printed). The key is
+    read from the file by the shell (`$(cat FILE)`), so it is not printed either.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from overblik.features import demo_key
+    from overblik.features._pseudonym import pseudonymise_one
+    from overblik.serving._settings import default_profile_store
+
+    store = profiles or default_profile_store(model)
+    population = raw / "population.parquet"
+    try:
+        if not store.is_file():
+            raise InputError(f"no profile store at {store}: run `overblik profiles` first")
+        meta = json.loads((pq.read_schema(store).metadata or {}).get(b"overblik", b"{}"))
+        if not meta.get("demo_data") or meta.get("key_fingerprint") != demo_key().fingerprint:
+            raise InputError(f"{store} was not built from synthetic data with the demo key; "
+                             "example requests are for the demo only")
+        if not population.is_file():
+            raise InputError(f"--raw {raw}: no population.parquet; give the folder "
+                             "`overblik generate` wrote")
+        if not api_key_file.is_file():
+            raise InputError(f"--api-key-file {api_key_file}: no such file")
+        members = set(pd.read_parquet(store, columns=["person_id"])["person_id"].astype(str))
+        cprs = pd.read_parquet(population, columns=["cpr"])["cpr"].astype(str)
+        key = demo_key()
+        cpr = next((c for c in cprs if pseudonymise_one(c, key) in members), None)
+        if cpr is None:
+            raise InputError(f"no citizen of {population} is in {store}: is it the same "
+                             "municipality?")
+    except InputError as exc:
+        fail(str(exc))
+        return
+    body = json.dumps({"cpr": cpr, "top": 3})
+    print(f"curl -s -X POST http://{host}:{port}/score "
+          f"-H \"Authorization: Bearer $(cat {api_key_file})\" "
+          f"-H 'Content-Type: application/json' -H 'Accept-Language: en' -d '{body}'")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="caseworker-system, analyst, auditor or admin.")],
+    name: Annotated[str, typer.Option(help="Who uses the key, e.g. 'Nexus familieafdeling'.")],
+    store: StoreOption = None,
+) -> None:
+    """Create an API key; it is printed once and stored only as a hash."""
+    from overblik.serving import KeyStore, open_database
+
+    try:
+        record, token = KeyStore(open_database(_store(store))).create(role, name)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    console.print(f"key {record.key_id} for {record.name!r} ({record.role}); shown only now, "
+                  "keep it secret:")
+    print(token)
+
+
+@keys_app.command("list")
+def keys_list(store: StoreOption = None) -> None:
+    """List the keys: id, role, name, created, revoked (never the keys)."""
+    from overblik.serving import KeyStore, open_database
+
+    try:
+        keys = KeyStore(open_database(_store(store))).list()
+    except InputError as exc:
+        fail(str(exc))
+        return
+    table = Table(title=f"API keys ({len(keys)})")
+    for col in ("key id", "role", "name", "created", "revoked"):
+        table.add_column(col)
+    for k in keys:
+        table.add_row(k.key_id, k.role, k.name, k.created_at, k.revoked_at or "")
+    out_console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (from `overblik keys list`).")],
+    store: StoreOption = None,
+) -> None:
+    """Revoke a key: a running service refuses it within its key cache time (5 s)."""
+    from overblik.serving import KeyStore, open_database
+
+    try:
+        record = KeyStore(open_database(_store(store))).revoke(key_id)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    out_console.print(f"key {record.key_id} ({record.name}, {record.role}) revoked at "
+                      f"{record.revoked_at}")
+
+
+@auditlog_app.command("verify")
+def auditlog_verify(store: StoreOption = None) -> None:
+    """Check the audit log's hash chain.
+
+    Exit 0 when intact (prints the entries and the head hash: keep it elsewhere to pin the
+    log); exit 1 when an entry was edited, deleted or moved, naming the first one; exit 2
+    when the store cannot be read.
+    """
+    from overblik.serving import AuditLog, open_database
+
+    try:
+        result = AuditLog(open_database(_store(store))).verify()
+    except InputError as exc:
+        fail(str(exc))
+        return
+    if result.intact:
+        out_console.print(f"audit log intact: {result.entries:,} entries, head {result.head}")
+        return
+    console.print(f"[bold red]audit log broken ({result.kind}) at entry {result.seq}:[/] "
+                  f"{result.problem}", highlight=False)
+    raise typer.Exit(code=1)

@@ -1,1 +1,92 @@
-"""overblik.serving."""
+"""The scoring service: BentoML API with reasons, access control and a tamper-evident audit
+log; the profile store it reads; API keys.
+
+``ScoringService`` (the BentoML service) is imported lazily: importing this package does not
+import BentoML.
+"""
+
+from typing import Any
+
+from overblik.serving._auditlog import AuditEntry, AuditLog, StoredEntry, Verification
+from overblik.serving._cpr import CPR_IN_TEXT, check_cpr, cpr_birth_date
+from overblik.serving._database import Database, open_database
+from overblik.serving._engine import NOTICE, ApiError, RequestRecord, ScoringEngine
+from overblik.serving._keys import ROLES, ApiKey, KeyStore, Role
+from overblik.serving._model import ServedModel, StartupError, load_served_model
+from overblik.serving._profile_store import (
+    ProfileStore,
+    ProfileStoreMeta,
+    StoreFormat,
+    build_profile_store,
+)
+from overblik.serving._reasons import Explainer, Language, format_value, pick_language
+from overblik.serving._routes import ROUTES, RouteRule, match_route
+from overblik.serving._schemas import (
+    MAX_BATCH,
+    BatchRequest,
+    BatchResponse,
+    ExplainRequest,
+    ExplainResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    MetadataResponse,
+    ScoreRequest,
+    ScoreResponse,
+)
+from overblik.serving._settings import ServingSettings, default_profile_store, default_store_url
+
+__all__ = [
+    "CPR_IN_TEXT",
+    "MAX_BATCH",
+    "NOTICE",
+    "ROLES",
+    "ROUTES",
+    "ApiError",
+    "ApiKey",
+    "AuditEntry",
+    "AuditLog",
+    "BatchRequest",
+    "BatchResponse",
+    "Database",
+    "ExplainRequest",
+    "ExplainResponse",
+    "Explainer",
+    "FeedbackRequest",
+    "FeedbackResponse",
+    "KeyStore",
+    "Language",
+    "MetadataResponse",
+    "ProfileStore",
+    "ProfileStoreMeta",
+    "RequestRecord",
+    "Role",
+    "RouteRule",
+    "ScoreRequest",
+    "ScoreResponse",
+    "ScoringEngine",
+    "ScoringService",
+    "ServedModel",
+    "ServingSettings",
+    "StartupError",
+    "StoreFormat",
+    "StoredEntry",
+    "Verification",
+    "build_profile_store",
+    "check_cpr",
+    "cpr_birth_date",
+    "default_profile_store",
+    "default_store_url",
+    "format_value",
+    "load_served_model",
+    "match_route",
+    "open_database",
+    "pick_language",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ScoringService":
+        from overblik.serving._service import ScoringService
+
+        return ScoringService
+    raise AttributeError(f"module 'overblik.serving' has no attribute {name!r}")

@@ -1,0 +1,138 @@
+"""The service's own store (API keys and the audit log): a SQLite file or PostgreSQL.
+
+``sqlite:///path/to/file.db`` (the embedded default; WAL, so readers never block the writer)
+or ``postgresql://user@host:port/db`` (``postgresql+psycopg://`` is accepted too, as
+SQLAlchemy and the test helpers write it). SQL is written once with ``?`` placeholders and
+translated for psycopg. Connections are per thread: the service calls the store from the
+event loop's worker threads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from overblik.features._errors import InputError
+
+__all__ = ["Database", "Dialect", "open_database"]
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class _Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+class Database:
+    """One store URL; ``transaction()`` yields a cursor inside a transaction.
+
+    Parameters
+    ----------
+    url
+        ``sqlite:///<path>`` or ``postgresql://...``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect: Dialect
+        if url.startswith("sqlite:///"):
+            self.dialect = "sqlite"
+            self.path: Path | None = Path(url.removeprefix("sqlite:///"))
+            if url == "sqlite:///" or self.path == Path(""):
+                raise InputError(f"store URL {url!r} names no file: write "
+                                 "sqlite:///path/to/serving.db")
+            self._conninfo = ""
+        elif url.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            self.dialect = "postgresql"
+            self.path = None
+            self._conninfo = "postgresql://" + url.split("://", 1)[1]
+        else:
+            raise InputError(f"store URL {url!r} is not supported: write "
+                             "sqlite:///path/to/serving.db or postgresql://user@host:port/db")
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"Database({self.redacted_url!r})"
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL without a password (for messages and logs)."""
+        if self.dialect == "sqlite" or "@" not in self.url:
+            return self.url
+        scheme, rest = self.url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+
+    def _connect(self) -> Any:
+        if self.dialect == "sqlite":
+            assert self.path is not None
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                       check_same_thread=False)
+                conn.execute("pragma journal_mode=wal")
+                # FULL: a commit is on disk before the response leaves (an audit trail that
+                # loses its last entries on a power cut is not one).
+                conn.execute("pragma synchronous=full")
+            except (OSError, sqlite3.Error) as exc:
+                raise InputError(f"cannot open the store {self.path}: {exc}; give a writable "
+                                 "file path (sqlite:///path/to/serving.db)") from None
+            return conn
+        import psycopg
+
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise InputError(f"cannot connect to the store {self.redacted_url}: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+
+    def connection(self) -> Any:
+        """This thread's connection (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def sql(self, text: str) -> str:
+        """``?`` placeholders in the dialect's style."""
+        return text if self.dialect == "sqlite" else text.replace("?", "%s")
+
+    @contextmanager
+    def transaction(self, *, write: bool = False) -> Iterator[_Cursor]:
+        """A cursor inside one transaction; ``write=True`` takes the write lock up front.
+
+        SQLite: ``BEGIN IMMEDIATE`` (one writer across processes). PostgreSQL: a plain
+        transaction; writers that must be serialised take an advisory lock themselves.
+        """
+        conn = self.connection()
+        if self.dialect == "sqlite":
+            cur = conn.cursor()
+            cur.execute("begin immediate" if write else "begin")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("rollback")
+                raise
+            cur.execute("commit")
+            return
+        with conn.transaction(), conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        """Close this thread's connection."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def open_database(url: str) -> Database:
+    """A :class:`Database` for ``url`` (checked, not yet connected)."""
+    return Database(url)

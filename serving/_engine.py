@@ -1,0 +1,395 @@
+"""The scoring engine: everything the service does, without HTTP.
+
+:meth:`ScoringEngine.start` loads and cross-checks the approved model, the profile store, the
+pseudonymisation key, the key store and the audit log, or raises one
+:class:`~overblik.serving._model.StartupError`. Its methods take validated requests and the
+:class:`RequestRecord` that the audit middleware appends to the log after the answer is
+ready; they raise :class:`ApiError` for answers other than 200. The BentoML service
+(:mod:`overblik.serving._service`) is a thin layer over this class, and the benchmark's
+in-process floor calls it directly.
+
+Fast path: the probability is ``calibration_map_(booster_.predict(X))`` on a float array,
+which is what ``LightGBMRisk.predict_proba`` computes after its input checks; ``start``
+verifies on rows of the profile store that both agree exactly and that the SHAP values add
+up to the booster's margin.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from overblik.features._pseudonym import PseudonymKey, load_key, pseudonymise_one
+from overblik.serving._auditlog import AuditLog, AuditWriter
+from overblik.serving._database import open_database
+from overblik.serving._keys import KeyStore
+from overblik.serving._model import ServedModel, StartupError, load_served_model
+from overblik.serving._profile_store import ProfileStore
+from overblik.serving._reasons import Explainer, Language, ReasonText, reasons_for
+from overblik.serving._routes import ROUTES, RouteRule
+from overblik.serving._schemas import (
+    BatchRequest,
+    BatchResponse,
+    BatchResult,
+    Citizen,
+    Contribution,
+    ExplainRequest,
+    ExplainResponse,
+    FeedbackRequest,
+    FeedbackResponse,
+    MetadataResponse,
+    ModelRef,
+    Reason,
+    RiskBand,
+    ScoreRequest,
+    ScoreResponse,
+    VerifyResponse,
+)
+from overblik.serving._settings import ServingSettings
+
+__all__ = ["NOTICE", "ApiError", "RequestRecord", "ScoringEngine"]
+
+F64 = npt.NDArray[np.float64]
+NOTICE: dict[Language, str] = {
+    "da": "Scoren er beslutningsstøtte og træffer ikke en afgørelse. Sagsbehandleren vurderer "
+          "borgerens situation, træffer afgørelsen og registrerer den med begrundelse "
+          "(POST /feedback).",
+    "en": "The score supports a caseworker's decision and does not make one. The caseworker "
+          "assesses the citizen's situation, decides, and records the decision with its "
+          "reason (POST /feedback).",
+}
+SCALE: dict[Language, str] = {
+    "da": "Bidragene er SHAP-værdier på modellens rå skala (log-odds, før kalibrering): "
+          "grundværdi + summen af bidragene = den rå score. Sandsynligheden er den kalibrerede "
+          "værdi af den rå score; et bidrag viser retning og styrke, ikke procentpoint.",
+    "en": "Contributions are SHAP values on the model's raw margin (log-odds, before "
+          "calibration): base value + sum of contributions = margin. The probability is the "
+          "calibrated value of that margin; a contribution shows direction and strength, "
+          "not percentage points.",
+}
+BAND_TEXT: dict[Language, dict[RiskBand, str]] = {
+    "da": {"low": "lav", "medium": "middel", "high": "høj"},
+    "en": {"low": "low", "medium": "medium", "high": "high"},
+}
+
+
+class ApiError(Exception):
+    """An answer other than 200: status, message, and the field at fault (if any)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class RequestRecord:
+    """What the audit log will say about one request; handlers fill in the middle part."""
+
+    request_id: str
+    endpoint: str
+    method: str
+    started: float = field(default_factory=time.perf_counter)
+    key_id: str | None = None
+    role: str | None = None
+    kind: str = "request"
+    pseudonyms: list[str] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+_THREAD = threading.local()
+
+
+def _one_thread() -> None:
+    """Limit OpenMP/BLAS to one thread in the calling thread (once per thread).
+
+    One request is one small matrix: thread pools only add waiting (SHAP on one row takes
+    ~25x longer with two spinning OpenMP threads on a busy machine). OpenMP limits are per
+    thread, hence the check in every scoring call.
+    """
+    if not getattr(_THREAD, "limited", False):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+        _THREAD.limited = True
+
+
+def _reason(r: ReasonText) -> Reason:
+    return Reason(feature=r.feature, sentence=r.sentence, value=r.value,
+                  contribution=r.contribution, direction=r.direction)
+
+
+class ScoringEngine:
+    """The loaded service state and its operations (use :meth:`start`)."""
+
+    def __init__(self, settings: ServingSettings, model: ServedModel, store: ProfileStore,
+                 key: PseudonymKey, keys: KeyStore, audit: AuditLog) -> None:
+        self.settings = settings
+        self.model = model
+        self.store = store
+        self.keys = keys
+        self.audit = audit
+        self.audit_writer = AuditWriter(audit)
+        self._key = key
+        self.explainer = Explainer(model.estimator)
+        self._booster = model.estimator.booster_
+        self._calibrate = model.estimator.calibration_map_
+        self._names = model.feature_names
+        self._column = {n: j for j, n in enumerate(self._names)}
+        self.ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
+        self.rules = {r.path: r for r in ROUTES}
+
+    @classmethod
+    def start(cls, settings: ServingSettings) -> ScoringEngine:
+        """Load, check and connect everything, or raise :class:`StartupError`."""
+        from overblik.features._errors import InputError
+
+        try:
+            key = load_key(settings.key_file, demo=settings.demo_key)
+        except InputError as exc:
+            raise StartupError(f"pseudonymisation key: {exc}") from None
+        model = load_served_model(settings.model_name, settings.alias,
+                                  tracking_uri=settings.tracking_uri)
+        store = ProfileStore.load(settings.profile_path, features=model.feature_names,
+                                  key_fingerprint=key.fingerprint)
+        try:
+            db = open_database(settings.store_url)
+            keys = KeyStore(db, cache_seconds=settings.key_cache_seconds)
+            audit = AuditLog(db)
+        except InputError as exc:
+            raise StartupError(str(exc)) from None
+        except Exception as exc:  # sqlite3/psycopg errors: unreadable file, no rights, ...
+            raise StartupError(f"cannot open the store {db.redacted_url}: "
+                               f"{type(exc).__name__}: {exc}") from None
+        engine = cls(settings, model, store, key, keys, audit)
+        engine.self_check()
+        return engine
+
+    def close(self) -> None:
+        """Commit the queued audit entries and stop the writer."""
+        self.audit_writer.close()
+
+    def self_check(self, rows: int = 50) -> None:
+        """Check the fast path against ``predict_proba`` and SHAP against the margin.
+
+        Raises
+        ------
+        StartupError
+            When they disagree (the model files do not belong together).
+        """
+        _one_thread()
+        X = self.store.matrix[:rows]
+        if len(X) == 0:
+            raise StartupError(f"profile store {self.store.path} is empty: no one to score")
+        fast = self._probability(X)
+        slow = self.model.estimator.predict_proba(pd.DataFrame(X, columns=self._names))[:, 1]
+        if not np.array_equal(fast, slow):
+            raise StartupError("the scoring fast path disagrees with predict_proba")
+        contrib = self.explainer.contributions(X)
+        gap = np.abs(self.explainer.base_value + contrib.sum(axis=1) - self.explainer.margin(X))
+        if gap.max() > 1e-6:
+            raise StartupError(f"SHAP values do not add up to the margin (off by {gap.max():g})")
+
+    # --- the pieces ---------------------------------------------------------------------
+    def _probability(self, X: F64) -> F64:
+        raw = self._booster.predict(X, num_threads=1)
+        return np.asarray(self._calibrate(raw), dtype=np.float64)
+
+    def band(self, probability: float) -> RiskBand:
+        """The risk band of a calibrated probability."""
+        low, high = self.settings.band_thresholds
+        return "low" if probability < low else "medium" if probability < high else "high"
+
+    def _check_identify(self, citizen: Citizen, rule: RouteRule, record: RequestRecord,
+                        field: str) -> None:
+        if citizen.cpr is not None and record.role is not None and \
+                record.role not in rule.identify:
+            raise ApiError(403, f"the role {record.role} may send feature payloads to "
+                           f"{rule.path} but may not look up citizens by CPR number", field)
+
+    def _lookup(self, cpr: str, record: RequestRecord, field: str) -> F64 | None:
+        pseudonym = pseudonymise_one(cpr, self._key)
+        record.pseudonyms.append(pseudonym)
+        return self.store.row(pseudonym)
+
+    def _payload_row(self, features: dict[str, float | None], field: str) -> F64:
+        unknown = [n for n in features if n not in self._column]
+        if unknown:
+            # The names are not echoed: a client may put anything in a key.
+            raise ApiError(422, f"{len(unknown)} name(s) are not features of "
+                           f"{self.model.name}; GET /metadata lists them", field)
+        missing = [n for n in self._names if n not in features]
+        if missing:
+            raise ApiError(422, f"is missing {len(missing)} feature(s), e.g. "
+                           f"{', '.join(missing[:3])}; send every feature (null when "
+                           "unknown)", field)
+        return np.array([np.nan if features[n] is None else features[n] for n in self._names],
+                        dtype=np.float64)
+
+    def _row(self, citizen: Citizen, rule: RouteRule, record: RequestRecord,
+             prefix: str = "") -> tuple[F64, str]:
+        self._check_identify(citizen, rule, record, f"{prefix}cpr")
+        if citizen.cpr is not None:
+            row = self._lookup(citizen.cpr, record, f"{prefix}cpr")
+            if row is None:
+                raise ApiError(404, self._not_found(), f"{prefix}cpr")
+            return row, "profile_store"
+        assert citizen.features is not None
+        return self._payload_row(citizen.features, f"{prefix}features"), "payload"
+
+    def _not_found(self) -> str:
+        return (f"no citizen with this CPR number in the profile store of "
+                f"{self.store.meta.as_of} (cohort {self.store.meta.cohort}): not in the "
+                "cohort at that date, or not living in the municipality")
+
+    # --- operations ---------------------------------------------------------------------
+    def score(self, request: ScoreRequest, lang: Language, record: RequestRecord
+              ) -> ScoreResponse:
+        """``POST /score``."""
+        _one_thread()
+        row, source = self._row(request, self.rules["/score"], record)
+        X = row.reshape(1, -1)
+        p = float(self._probability(X)[0])
+        contrib = self.explainer.contributions(X)[0]
+        top = request.top or self.settings.top_reasons
+        band = self.band(p)
+        record.summary = {"probability": round(p, 6), "band": band, "source": source}
+        return ScoreResponse(
+            request_id=record.request_id, probability=p, risk_band=band,
+            risk_band_text=BAND_TEXT[lang][band],
+            reasons=[_reason(r) for r in reasons_for(self.model.features, row, contrib, lang,
+                                                      top)],
+            model=self.ref, outcome=self.model.config.label.outcome,
+            horizon_days=self.model.config.label.horizon_days, source=source,
+            as_of=self.store.meta.as_of if source == "profile_store" else None,
+            language=lang, notice=NOTICE[lang])
+
+    def score_batch(self, request: BatchRequest, lang: Language, record: RequestRecord
+                    ) -> BatchResponse:
+        """``POST /score/batch``: one matrix through the model and SHAP at once."""
+        _one_thread()
+        rule = self.rules["/score/batch"]
+        rows: list[F64] = []
+        where: list[int] = []
+        for i, citizen in enumerate(request.items):
+            prefix = f"items[{i}]."
+            self._check_identify(citizen, rule, record, f"{prefix}cpr")
+            if citizen.cpr is not None:
+                row = self._lookup(citizen.cpr, record, f"{prefix}cpr")
+                if row is None:
+                    continue
+            else:
+                assert citizen.features is not None
+                row = self._payload_row(citizen.features, f"{prefix}features")
+                record.pseudonyms.append("")  # keeps pseudonyms aligned with the items
+            rows.append(row)
+            where.append(i)
+        top = self.settings.top_reasons if request.top is None else request.top
+        results = [BatchResult(index=i, request_id=f"{record.request_id}-{i}",
+                               status="not_found") for i in range(len(request.items))]
+        bands = {"low": 0, "medium": 0, "high": 0}
+        if rows:
+            X = np.vstack(rows)
+            p = self._probability(X)
+            contrib = self.explainer.contributions(X) if top > 0 else None
+            for k, i in enumerate(where):
+                band = self.band(float(p[k]))
+                bands[band] += 1
+                reasons = [] if contrib is None else [
+                    _reason(r) for r in reasons_for(self.model.features, X[k], contrib[k],
+                                                    lang, top)]
+                results[i] = BatchResult(index=i, request_id=f"{record.request_id}-{i}",
+                                         status="scored", probability=float(p[k]),
+                                         risk_band=band, reasons=reasons)
+        record.summary = {"n": len(request.items), "scored": len(where),
+                          "not_found": len(request.items) - len(where), "bands": bands}
+        return BatchResponse(
+            request_id=record.request_id, model=self.ref, outcome=self.model.config.label.outcome,
+            horizon_days=self.model.config.label.horizon_days, as_of=self.store.meta.as_of,
+            scored=len(where), not_found=len(request.items) - len(where), results=results,
+            language=lang, notice=NOTICE[lang])
+
+    def explain(self, request: ExplainRequest, lang: Language, record: RequestRecord
+                ) -> ExplainResponse:
+        """``POST /explain``: every feature's contribution, largest first."""
+        _one_thread()
+        row, source = self._row(request, self.rules["/explain"], record)
+        X = row.reshape(1, -1)
+        p = float(self._probability(X)[0])
+        contrib = self.explainer.contributions(X)[0]
+        margin = float(self.explainer.margin(X)[0])
+        record.summary = {"probability": round(p, 6), "band": self.band(p), "source": source}
+        return ExplainResponse(
+            request_id=record.request_id, model=self.ref, probability=p, margin=margin,
+            base_value=self.explainer.base_value, scale=SCALE[lang],
+            contributions=[Contribution(feature=r.feature, description=r.description,
+                                        value=r.value, value_text=r.value_text,
+                                        contribution=r.contribution)
+                           for r in reasons_for(self.model.features, row, contrib, lang)],
+            source=source, as_of=self.store.meta.as_of if source == "profile_store" else None,
+            language=lang, notice=NOTICE[lang])
+
+    def feedback(self, request: FeedbackRequest, record: RequestRecord) -> FeedbackResponse:
+        """``POST /feedback``: the decision joins its request in the audit log."""
+        base, _, item = request.request_id.partition("-")
+        scored = self.audit.find(base)
+        if scored is None or scored.entry.endpoint not in ("/score", "/score/batch") \
+                or scored.entry.status != 200:
+            raise ApiError(404, "no successful /score or /score/batch request has this id",
+                           "request_id")
+        pseudonyms = scored.entry.pseudonyms
+        if scored.entry.endpoint == "/score/batch":
+            if not item:
+                raise ApiError(422, "is a batch: give the id of the item, "
+                               "<request_id>-<index>, as in the batch's results", "request_id")
+            index = int(item)
+            if index >= int(scored.entry.summary.get("n", 0)):
+                raise ApiError(404, "the batch has no item with this index", "request_id")
+            pseudonyms = tuple(p for p in pseudonyms[index:index + 1] if p)
+        elif item:
+            raise ApiError(404, "no batch item has this id: the request was a single score",
+                           "request_id")
+        record.kind = "feedback"
+        record.pseudonyms = list(pseudonyms)
+        record.summary = {"for_request": request.request_id, "decision": request.decision,
+                          "action": request.action, "reason": request.reason,
+                          "scored_with": f"{scored.entry.model} {scored.entry.model_version}"}
+        return FeedbackResponse(request_id=record.request_id, for_request=request.request_id,
+                                decision=request.decision, stored=True)
+
+    def metadata(self) -> MetadataResponse:
+        """``GET /metadata``: the model card summary."""
+        m, a = self.model, self.model.approval
+        low, high = self.settings.band_thresholds
+        return MetadataResponse(
+            model=self.ref, experiment=m.config.name, description=m.config.description.strip(),
+            cohort=m.config.cohort, outcome=m.config.label.outcome,
+            horizon_days=m.config.label.horizon_days, run_id=m.run_id,
+            config_hash=m.config.config_hash(),
+            approval={"decision": a.decision, "by": a.by, "at": a.at, "reason": a.reason,
+                      "overrides_fairness": str(a.overrides_fairness).lower()},
+            metrics=m.metrics,
+            features=[{"name": f.name, "description_da": f.description_da,
+                       "description_en": f.description_en, "source": f.source,
+                       "purpose": f.purpose, "unit": f.unit} for f in m.features],
+            profile_store={"as_of": self.store.meta.as_of, "rows": len(self.store),
+                           "built_at": self.store.meta.built_at,
+                           "model_version": self.store.meta.model_version},
+            risk_bands={"low": f"probability < {low}", "medium": f"{low} <= probability < {high}",
+                        "high": f"probability >= {high}"},
+            explanation=SCALE["en"], notice=dict(NOTICE), demo_data=m.demo_data,
+            roles={r.path: sorted(r.roles) if r.roles is not None else ["public"]
+                   for r in ROUTES})
+
+    def verify(self) -> VerifyResponse:
+        """``GET /audit/verify``."""
+        v = self.audit.verify()
+        return VerifyResponse(intact=v.intact, entries=v.entries, head=v.head, problem=v.problem,
+                              kind=v.kind, seq=v.seq)

@@ -1,0 +1,203 @@
+"""The model the service serves: the aliased registry version, checked before anything starts.
+
+:func:`load_served_model` resolves ``name@alias`` in the MLflow registry, refuses a version
+the ethics board has not approved, loads the estimator and its feature list, reads the run's
+resolved experiment config, and checks that all three agree (same features, same order, same
+config hash as the version's tag). Any failure is one :class:`StartupError` that says what is
+wrong and what to do: the service never starts half-working.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from overblik.experiments._approval import Approval, approval_of
+from overblik.experiments._config import ExperimentConfig
+from overblik.features._errors import InputError
+from overblik.features._feature_spec import FeatureDef, expand, parse_feature_spec
+from overblik.models._estimators import LightGBMRisk
+
+__all__ = ["ServedModel", "StartupError", "load_served_model"]
+
+_METRICS = ("roc_auc", "pr_auc", "brier", "ece", "precision_at_k", "recall_at_k", "base_rate")
+
+
+class StartupError(InputError):
+    """The service cannot start: the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """An approved, loaded and cross-checked model version."""
+
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    config: ExperimentConfig
+    features: tuple[FeatureDef, ...]
+    estimator: LightGBMRisk
+    approval: Approval
+    metrics: dict[str, float]
+    demo_data: bool
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+
+def _fail(name: str, version: str | None, message: str) -> StartupError:
+    which = f"{name} version {version}" if version else name
+    return StartupError(f"cannot serve {which}: {message}")
+
+
+def _version(client: Any, name: str, alias: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        known = sorted(m.name for m in client.search_registered_models()
+                       if m.name.startswith("overblik-"))
+        raise _fail(name, None, "no such registered model in the MLflow registry; train it "
+                    "with `overblik train` (registered: "
+                    f"{', '.join(known) or 'none'})") from None
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        raise _fail(name, None, f"no version has the alias '{alias}'; the ethics board "
+                    "approves a version (`overblik review`) and `overblik promote` makes it "
+                    "the champion") from None
+
+
+def _load_estimator(name: str, version: str, folder: Path) -> LightGBMRisk:
+    import joblib
+
+    path = folder / "estimator.joblib"
+    if not path.is_file():
+        raise _fail(name, version, f"the model file {path} is missing; register the model "
+                    "again with `overblik train`")
+    try:
+        estimator = joblib.load(path)
+    except Exception as exc:  # a corrupt pickle raises anything from EOFError to KeyError
+        raise _fail(name, version, f"the model file {path} is corrupt ({type(exc).__name__}); "
+                    "register the model again with `overblik train`") from None
+    if not isinstance(estimator, LightGBMRisk) or not hasattr(estimator, "booster_"):
+        raise _fail(name, version, f"{path} holds a {type(estimator).__name__}, not a fitted "
+                    "LightGBMRisk; the service explains LightGBM models only")
+    return estimator
+
+
+def _load_features(name: str, version: str, folder: Path) -> tuple[FeatureDef, ...]:
+    path = folder / "features.json"
+    if not path.is_file():
+        raise _fail(name, version, f"the feature list {path} is missing; register the model "
+                    "again with `overblik train`")
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        return tuple(FeatureDef(**row) for row in rows)
+    except (ValueError, TypeError) as exc:
+        raise _fail(name, version, f"the feature list {path} is corrupt ({exc})") from None
+
+
+def _load_config(name: str, version: str, run_id: str) -> ExperimentConfig:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from pydantic import ValidationError
+
+    try:
+        resolved = mlflow.artifacts.download_artifacts(run_id=run_id,
+                                                       artifact_path="config/resolved.json")
+        raw = json.loads(Path(resolved).read_text(encoding="utf-8"))
+    except (MlflowException, OSError, ValueError) as exc:
+        raise _fail(name, version, f"the run {run_id} has no readable config/resolved.json "
+                    f"({type(exc).__name__})") from None
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise _fail(name, version, f"the run's config/resolved.json does not fit this version "
+                    f"of overblik ({where}: {err['msg']}); retrain the experiment with "
+                    "`overblik train`") from None
+
+
+def _check_agree(name: str, version: str, estimator: LightGBMRisk,
+                 features: tuple[FeatureDef, ...], config: ExperimentConfig,
+                 tag_hash: str | None) -> None:
+    names = [f.name for f in features]
+    fitted = [str(n) for n in getattr(estimator, "feature_names_in_", [])]
+    if fitted != names:
+        raise _fail(name, version, "the estimator was fitted on other features than its "
+                    f"feature list names ({len(fitted)} vs {len(names)} columns); the model "
+                    "files do not belong together: register the model again")
+    spec_names = [f.name for f in expand(parse_feature_spec(config.features))]
+    if spec_names != names:
+        raise _fail(name, version, "the run's experiment config describes other features than "
+                    "the model has; the version and its run do not belong together")
+    if tag_hash is not None and config.config_hash() != tag_hash:
+        raise _fail(name, version, f"the run's config hashes to {config.config_hash()} but the "
+                    f"version is tagged {tag_hash}")
+
+
+def load_served_model(name: str, alias: str, *, tracking_uri: str,
+                      require_approval: bool = True) -> ServedModel:
+    """Load ``name@alias`` from the registry, approved and consistent, or raise.
+
+    Parameters
+    ----------
+    name
+        Registered model name (``overblik-<experiment>``).
+    alias
+        Registry alias, usually ``champion``.
+    tracking_uri
+        MLflow tracking and registry URI.
+    require_approval
+        Refuse versions the ethics board has not approved (the service always does;
+        ``overblik profiles`` does not need it).
+
+    Raises
+    ------
+    StartupError
+        Saying what is wrong (no such model or alias, not approved, files missing or
+        corrupt, files that do not belong together) and what to do.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from overblik.experiments._tracking import use_tracking
+
+    use_tracking(tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    mv = _version(client, name, alias)
+    version = str(mv.version)
+    approval = approval_of(name, version, client)
+    if require_approval and (approval is None or not approval.approved):
+        said = "it has not been reviewed by the ethics board" if approval is None else (
+            f"it was rejected by {approval.by} ({approval.reason})")
+        raise _fail(name, version, f"{said}; nothing serves without the ethics board's "
+                    "approval: review it with `overblik review`, then `overblik promote`")
+    if approval is None:  # profiles only: a placeholder record, never served
+        approval = Approval(decision="rejected", by="", reason="not reviewed", at="",
+                            overrides_fairness=False)
+    try:
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
+    except (MlflowException, OSError) as exc:
+        raise _fail(name, version, f"the model files cannot be read ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); register the model again with `overblik train`"
+                    ) from None
+    folder = root / "artifacts"
+    estimator = _load_estimator(name, version, folder)
+    features = _load_features(name, version, folder)
+    config = _load_config(name, version, mv.run_id)
+    _check_agree(name, version, estimator, features, config, mv.tags.get("overblik.config_hash"))
+    run = client.get_run(mv.run_id)
+    metrics = {m: float(run.data.metrics[f"test_lightgbm_{m}"]) for m in _METRICS
+               if f"test_lightgbm_{m}" in run.data.metrics}
+    return ServedModel(name=name, version=version, alias=alias, run_id=mv.run_id, config=config,
+                       features=features, estimator=estimator, approval=approval,
+                       metrics=metrics,
+                       demo_data=run.data.tags.get("overblik.demo_data") == "true")

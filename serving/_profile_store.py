@@ -1,0 +1,195 @@
+"""The profile store: every cohort member's features at one as-of date, for ``/score`` by CPR.
+
+``overblik profiles`` (the nightly batch) builds it with exactly the functions training uses
+(:func:`overblik.features._cohorts.cohort`, :func:`overblik.features._profiles.build_profiles`
+on the experiment's feature spec), so no feature is computed twice in two ways. The file holds
+``person_id`` (pseudonym), ``as_of`` and one column per feature, and records which model,
+feature list, as-of date and pseudonymisation key (fingerprint) it was built for: Parquet
+keeps that in its schema metadata, CSV in a ``<file>.meta.json`` next to it. The service
+refuses a store built for other features or with another key (a CPR would then find no one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from overblik.features._cohorts import cohort
+from overblik.features._errors import InputError
+from overblik.features._feature_spec import parse_feature_spec
+from overblik.features._profiles import build_profiles
+from overblik.features._tables import EventTables
+from overblik.serving._model import ServedModel, StartupError
+
+__all__ = ["ProfileStore", "ProfileStoreMeta", "StoreFormat", "build_profile_store"]
+
+StoreFormat = Literal["parquet", "csv"]
+FORMAT = "overblik-profile-store/1"
+_META_KEY = b"overblik"
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ProfileStoreMeta:
+    """What a profile store was built for."""
+
+    format: str
+    model: str
+    model_version: str
+    config_hash: str
+    cohort: str
+    as_of: str
+    rows: int
+    features: list[str]
+    key_fingerprint: str
+    demo_data: bool
+    built_at: str
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".meta.json")
+
+
+def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path, *,
+                        fmt: StoreFormat = "parquet",
+                        progress: ProgressFn | None = None) -> ProfileStoreMeta:
+    """Write the features of the model's cohort at ``as_of`` to ``out``.
+
+    Parameters
+    ----------
+    model
+        The model the store serves (its experiment gives cohort and feature spec).
+    clean
+        Folder written by ``overblik ingest``.
+    as_of
+        The profiles' date: events strictly before it count.
+    out
+        The file to write.
+    fmt
+        ``parquet`` (metadata inside) or ``csv`` (metadata in ``<out>.meta.json``).
+
+    Raises
+    ------
+    InputError
+        When the clean folder is not ingested data.
+    """
+    step = progress or (lambda *_: None)
+    report = Path(clean) / "ingest_report.json"
+    if not report.is_file():
+        raise InputError(f"{clean} holds no ingested data (no ingest_report.json): run "
+                         "`overblik ingest` first or pass --clean DIR")
+    ingest = json.loads(report.read_text(encoding="utf-8"))
+    step("loading clean data", 0, 3)
+    tables = EventTables.load(clean)
+    spec = parse_feature_spec(model.config.features, section="features")
+    step("cohort", 1, 3)
+    rows = cohort(tables, [pd.Timestamp(as_of)], model.config.cohort)
+    step("profiles", 2, 3)
+    profiles = build_profiles(tables, rows, spec)
+    names = [f.name for f in profiles.features]
+    if names != model.feature_names:
+        raise InputError(f"the feature code makes {len(names)} features but {model.name} "
+                         f"version {model.version} expects {len(model.feature_names)}: the "
+                         "model was trained with another version of the feature code; retrain")
+    frame = profiles.X.reset_index()
+    frame["person_id"] = frame["person_id"].astype(str)
+    meta = ProfileStoreMeta(
+        format=FORMAT, model=model.name, model_version=model.version,
+        config_hash=model.config.config_hash(), cohort=model.config.cohort,
+        as_of=as_of.isoformat(), rows=len(frame), features=names,
+        key_fingerprint=str(ingest.get("key_fingerprint", "")),
+        demo_data=bool(ingest.get("demo_data", False)),
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        schema = table.schema.with_metadata({**(table.schema.metadata or {}),
+                                             _META_KEY: json.dumps(asdict(meta)).encode()})
+        pq.write_table(table.cast(schema), out)
+    else:
+        frame.to_csv(out, index=False)
+        _sidecar(out).write_text(json.dumps(asdict(meta), indent=1), encoding="utf-8")
+    step("done", 3, 3)
+    return meta
+
+
+class ProfileStore:
+    """A profile store in memory: pseudonym -> feature row.
+
+    Use :meth:`load`; ``matrix`` is float64 with the model's columns in the model's order.
+    """
+
+    def __init__(self, path: Path, meta: ProfileStoreMeta, person_ids: list[str],
+                 matrix: npt.NDArray[np.float64]) -> None:
+        self.path = path
+        self.meta = meta
+        self.matrix = matrix
+        self._row = {pid: i for i, pid in enumerate(person_ids)}
+        if len(self._row) != len(person_ids):
+            raise StartupError(f"profile store {path}: a person appears more than once; "
+                               "rebuild it with `overblik profiles`")
+
+    def __len__(self) -> int:
+        return len(self._row)
+
+    def row(self, pseudonym: str) -> npt.NDArray[np.float64] | None:
+        """The features of one person, or None when the person is not in the store."""
+        i = self._row.get(pseudonym)
+        return None if i is None else self.matrix[i]
+
+    @classmethod
+    def load(cls, path: Path, *, features: list[str], key_fingerprint: str) -> ProfileStore:
+        """Read and check a store for a model's features and the service's key.
+
+        Raises
+        ------
+        StartupError
+            When the file is missing or unreadable, or was built for other features or
+            with another pseudonymisation key.
+        """
+        path = Path(path)
+        fix = "build it with `overblik profiles --as-of DATE --model NAME --clean DIR`"
+        if not path.is_file():
+            raise StartupError(f"no profile store at {path}: {fix}")
+        try:
+            if path.suffix == ".csv":
+                meta_raw = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+                frame = pd.read_csv(path, dtype={"person_id": str})
+            else:
+                table = pq.read_table(path)
+                raw = (table.schema.metadata or {}).get(_META_KEY)
+                if raw is None:
+                    raise ValueError("no overblik metadata")
+                meta_raw = json.loads(raw)
+                frame = table.to_pandas()
+            meta = ProfileStoreMeta(**meta_raw)
+        except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
+            raise StartupError(f"profile store {path} is not readable as one ({exc}): "
+                               f"{fix}") from None
+        if meta.features != features:
+            raise StartupError(f"profile store {path} was built for {meta.model} version "
+                               f"{meta.model_version} with other features than the served "
+                               f"model has: {fix}")
+        if meta.key_fingerprint != key_fingerprint:
+            raise StartupError(f"profile store {path} was built from data pseudonymised with "
+                               f"key {meta.key_fingerprint or '(unknown)'}, but the service "
+                               f"has key {key_fingerprint}: no CPR number would be found; use "
+                               "the ingest key (--key-file, $OVERBLIK_PSEUDONYM_KEY or "
+                               "--demo-key)")
+        missing = [c for c in ("person_id", *features) if c not in frame.columns]
+        if missing:
+            raise StartupError(f"profile store {path} lacks column(s) "
+                               f"{', '.join(missing[:3])}: {fix}")
+        matrix = np.ascontiguousarray(frame[features].to_numpy(dtype=np.float64))
+        return cls(path, meta, frame["person_id"].astype(str).tolist(), matrix)

@@ -1,0 +1,121 @@
+"""Malformed requests get a 4xx naming the field, are logged, and never cause a 500."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from overblik.serving import AuditLog, open_database
+from tests.serving._setup import Served, bearer
+
+CASEWORKER = "caseworker-system"
+CPR_LIKE_KEY = "0101901234"
+
+
+def _cases(served: Served, features: dict[str, Any]) -> list[tuple[str, str, Any, int, str]]:
+    """(endpoint, id, body, status, field): ``body`` is JSON, or bytes sent as they are."""
+    some = dict(list(features.items())[:-1])
+    return [
+        ("/score", "cpr-not-a-string", {"cpr": 101901234}, 422, "cpr"),
+        ("/score", "cpr-bad-date", {"cpr": "320190-1234"}, 422, "cpr"),
+        ("/score", "cpr-too-long", {"cpr": "0" * 5000}, 422, "cpr"),
+        ("/score", "nothing", {}, 422, "features"),
+        ("/score", "both", {"cpr": served.cprs[0], "features": features}, 422, "features"),
+        ("/score", "unknown-field", {"cpr": served.cprs[0], "extra": 1}, 422, "extra"),
+        ("/score", "top-out-of-range", {"cpr": served.cprs[0], "top": 0}, 422, "top"),
+        ("/score", "top-wrong-type", {"cpr": served.cprs[0], "top": "five"}, 422, "top"),
+        ("/score", "feature-not-a-number", {"features": {**features, next(iter(features)): "x"}},
+         422, f"features.{next(iter(features))}"),
+        ("/score", "feature-key-like-cpr", {"features": {CPR_LIKE_KEY: "x"}}, 422,
+         "features.<key>"),
+        ("/score", "unknown-feature", {"features": {**features, "no_such_feature": 1}}, 422,
+         "features"),
+        ("/score", "missing-feature", {"features": some}, 422, "features"),
+        ("/score", "infinite", b'{"features": {"a": Infinity}}', 422, "features.a"),
+        ("/score", "not-json", b"{cpr: 010190-1234", 422, "body"),
+        ("/score", "array", b"[1, 2, 3]", 422, "body"),
+        ("/score", "deeply-nested", b"[" * 20_000 + b"]" * 20_000, 422, "body"),
+        ("/score", "huge", json.dumps({"cpr": "x" * 3_000_000}).encode(), 413, "body"),
+        ("/score/batch", "empty", {"items": []}, 422, "items"),
+        ("/score/batch", "too-many", {"items": [{"cpr": served.cprs[0]}] * 1001}, 422, "items"),
+        ("/score/batch", "bad-item", {"items": [{"cpr": served.cprs[0]}, {"cpr": "1"}]}, 422,
+         "items[1].cpr"),
+        ("/explain", "explain-bad-cpr", {"cpr": "999999-9999"}, 422, "cpr"),
+        ("/explain", "unknown-citizen", {"cpr": served.outsider}, 404, "cpr"),
+        ("/score", "unknown-citizen", {"cpr": served.outsider}, 404, "cpr"),
+        ("/feedback", "bad-request-id", {"request_id": "abc", "decision": "followed"}, 422,
+         "request_id"),
+        ("/feedback", "unknown-request-id", {"request_id": "a" * 32, "decision": "followed"},
+         404, "request_id"),
+        ("/feedback", "bad-decision", {"request_id": "a" * 32, "decision": "maybe"}, 422,
+         "decision"),
+        ("/feedback", "no-reason", {"request_id": "a" * 32, "decision": "overridden"}, 422,
+         "reason"),
+        ("/feedback", "cpr-in-reason", {"request_id": "a" * 32, "decision": "overridden",
+                                        "reason": "borger 010190-1234 har flyttet"}, 422,
+         "reason"),
+        ("/feedback", "long-reason", {"request_id": "a" * 32, "decision": "followed",
+                                      "reason": "x" * 5000}, 422, "reason"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def features(client: TestClient, served: Served) -> dict[str, Any]:
+    answer = client.post("/explain", json={"cpr": served.cprs[0]},
+                         headers=bearer(served, CASEWORKER))
+    return {c["feature"]: c["value"] for c in answer.json()["contributions"]}
+
+
+def test_malformed_requests(client: TestClient, served: Served,
+                            features: dict[str, Any]) -> None:
+    headers = {**bearer(served, CASEWORKER), "Content-Type": "application/json"}
+    log = AuditLog(open_database(served.store_url))
+    for endpoint, name, body, status, field in _cases(served, features):
+        before = log.head()[0]
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        answer = client.post(endpoint, content=content, headers=headers)
+        assert answer.status_code == status, (name, answer.status_code, answer.text[:300])
+        error = answer.json()
+        assert field in [f["field"] for f in error["fields"]], (name, error)
+        assert error["request_id"] == answer.headers["x-request-id"]
+        logged = list(log.entries())[before:]
+        assert [e.entry.status for e in logged] == [status], name  # still logged, once
+        assert CPR_LIKE_KEY not in answer.text
+
+
+def test_wrong_content_type(client: TestClient, served: Served) -> None:
+    answer = client.post("/score", content=b"cpr=0101901234",
+                         headers={**bearer(served, CASEWORKER),
+                                  "Content-Type": "application/x-www-form-urlencoded"})
+    assert answer.status_code == 415
+    assert answer.json()["fields"][0]["field"] == "Content-Type"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                max_size=4),
+    max_leaves=12)
+bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries({}, optional={"cpr": json_values, "features": json_values,
+                                        "top": json_values, "items": json_values,
+                                        "request_id": json_values, "decision": json_values}))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies, endpoint=st.sampled_from(["/score", "/score/batch", "/explain", "/feedback"]))
+def test_fuzzed_bodies_never_cause_a_500(client: TestClient, served: Served, body: Any,
+                                         endpoint: str) -> None:
+    answer = client.post(endpoint, json=body, headers=bearer(served, CASEWORKER))
+    assert 400 <= answer.status_code < 500 or answer.status_code == 200, answer.text[:300]
+    if answer.status_code >= 400:
+        assert answer.json()["error"]

@@ -1,0 +1,52 @@
+"""CPR numbers at the edge: shape, birth date and century rule; messages never echo them."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from overblik.serving import CPR_IN_TEXT, check_cpr, cpr_birth_date
+
+
+@pytest.mark.parametrize(("cpr", "born"), [
+    ("010190-1234", date(1990, 1, 1)),   # 7th digit 1: 1900s
+    ("0101901234", date(1990, 1, 1)),
+    ("290200-4001", date(2000, 2, 29)),  # 4 and year <= 36: 2000s (a leap year)
+    ("150337-4001", date(1937, 3, 15)),  # 4 and year > 36: 1900s
+    ("311299-5001", date(1899, 12, 31)),  # 5-8 and year > 57: 1800s
+    ("010120-9001", date(2020, 1, 1)),   # 9 and year <= 36: 2000s
+])
+def test_birth_date_follows_the_century_rule(cpr: str, born: date) -> None:
+    assert cpr_birth_date(cpr) == born
+    assert check_cpr(cpr) == cpr.replace("-", "")
+
+
+@pytest.mark.parametrize("bad", ["320190-1234", "011390-1234", "290201-4001", "12345",
+                                 "0101901234567", "01019O1234", "010190--1234", "",
+                                 "010150-5001"])  # the last: born in 2050
+def test_invalid_cpr_is_refused_without_echo(bad: str) -> None:
+    with pytest.raises(ValueError) as err:
+        check_cpr(bad)
+    digits = bad.replace("-", "")
+    assert not digits or digits not in str(err.value)
+    assert "CPR" in str(err.value)
+
+
+@given(st.text(max_size=14))
+def test_any_text_is_either_a_cpr_or_refused(text: str) -> None:
+    try:
+        out = check_cpr(text)
+    except ValueError as exc:
+        assert "CPR" in str(exc)
+    else:
+        assert len(out) == 10 and out.isdigit()
+
+
+def test_scan_pattern_finds_both_forms_only_as_whole_words() -> None:
+    assert CPR_IN_TEXT.search("note about 010190-1234 today")
+    assert CPR_IN_TEXT.search("0101901234")
+    assert not CPR_IN_TEXT.search("ovk_1a2b3c4d_0101901234ab")  # inside a token
+    assert not CPR_IN_TEXT.search("abcdefghijklmnopabcdefghijklmnop")  # a pseudonym

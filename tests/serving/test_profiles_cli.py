@@ -1,0 +1,78 @@
+"""`overblik profiles` writes the store the service reads (Parquet or CSV, same features as
+training); `overblik example-request` prints a ready curl for the demo."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from overblik.experiments._cli import app
+from overblik.features import demo_key
+from overblik.serving import ProfileStore
+from tests.serving._setup import AS_OF, Served
+
+runner = CliRunner()
+
+
+def _profiles(served: Served, out: Path, *extra: str) -> str:
+    result = runner.invoke(app, ["profiles", "--as-of", AS_OF.isoformat(), "--clean",
+                                 str(served.root / "clean"), "--model", served.model_name,
+                                 "--tracking-uri", served.tracking_uri, "--out", str(out),
+                                 *extra])
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+def test_profiles_cli_parquet_and_csv_match_the_served_store(served: Served,
+                                                             tmp_path: Path) -> None:
+    said = _profiles(served, tmp_path / "p.parquet")
+    assert f"as of {AS_OF.isoformat()}" in said and f"version {served.version}" in said
+    reference = pd.read_parquet(served.profiles)
+    written = pd.read_parquet(tmp_path / "p.parquet")
+    pd.testing.assert_frame_equal(written, reference)
+    _profiles(served, tmp_path / "p.csv", "--format", "csv")
+    assert (tmp_path / "p.csv.meta.json").is_file()
+    names = [c for c in reference.columns if c not in ("person_id", "as_of")]
+    fingerprint = demo_key().fingerprint
+    parquet = ProfileStore.load(tmp_path / "p.parquet", features=names,
+                                key_fingerprint=fingerprint)
+    csv = ProfileStore.load(tmp_path / "p.csv", features=names, key_fingerprint=fingerprint)
+    assert len(csv) == len(parquet) == len(reference)
+    np.testing.assert_allclose(csv.matrix, parquet.matrix, rtol=1e-12, equal_nan=True)
+    assert csv.meta.as_of == parquet.meta.as_of == AS_OF.isoformat()
+
+
+def test_profiles_cli_bad_input_exits_2(served: Served, tmp_path: Path) -> None:
+    bad_date = runner.invoke(app, ["profiles", "--as-of", "01-06-2025", "--clean",
+                                   str(served.root / "clean"), "--tracking-uri",
+                                   served.tracking_uri])
+    assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
+    no_data = runner.invoke(app, ["profiles", "--as-of", "2025-06-01", "--clean", str(tmp_path),
+                                  "--model", served.model_name, "--tracking-uri",
+                                  served.tracking_uri, "--out", str(tmp_path / "x.parquet")])
+    assert no_data.exit_code == 2 and "overblik ingest" in " ".join(no_data.output.split())
+
+
+def test_example_request(served: Served, tmp_path: Path) -> None:
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(served.tokens["caseworker-system"] + "\n")
+    result = runner.invoke(app, ["example-request", "--raw", str(served.root / "m" / "raw"),
+                                 "--api-key-file", str(key_file), "--profiles",
+                                 str(served.profiles), "--port", "3123"])
+    assert result.exit_code == 0, result.output
+    line = result.output.strip()
+    assert line.startswith("curl -s -X POST http://127.0.0.1:3123/score")
+    assert f"$(cat {key_file})" in line and served.tokens["caseworker-system"] not in line
+    cpr = re.search(r'"cpr": "([0-9-]+)"', line)
+    assert cpr is not None and cpr.group(1) in served.cprs
+    # Not demo data (another key): refused, nothing printed but the reason.
+    other = tmp_path / "other.parquet"
+    table = pd.read_parquet(served.profiles)
+    table.to_parquet(other)  # no overblik metadata
+    refused = runner.invoke(app, ["example-request", "--raw", str(served.root / "m" / "raw"),
+                                  "--api-key-file", str(key_file), "--profiles", str(other)])
+    assert refused.exit_code == 2 and "demo" in refused.output

@@ -1,0 +1,123 @@
+"""The service refuses to start, with one clear message, rather than start half-working."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from overblik.experiments._approval import CHAMPION
+from overblik.experiments._cli import app
+from overblik.serving import ScoringEngine, StartupError
+from tests.serving._setup import Served, approve
+
+runner = CliRunner()
+
+
+def _client(served: Served) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(tracking_uri=served.tracking_uri,
+                               registry_uri=served.tracking_uri)
+
+
+def _new_version(served: Served, alias: str, *, source: str | None = None,
+                 decision: str | None = "approved") -> str:
+    """Another version of the served model under ``alias`` (same run, maybe other files)."""
+    client = _client(served)
+    champion = client.get_model_version_by_alias(served.model_name, CHAMPION)
+    mv = client.create_model_version(served.model_name, source or str(champion.source),
+                                     run_id=champion.run_id)
+    version = str(mv.version)
+    for key, value in champion.tags.items():
+        if key.startswith("overblik.") and "approval" not in key:
+            client.set_model_version_tag(served.model_name, version, key, value)
+    if decision is not None:
+        approve(served.tracking_uri, served.model_name, version, decision)
+    client.set_registered_model_alias(served.model_name, alias, version)
+    return version
+
+
+def _refused(served: Served, **changes: object) -> str:
+    with pytest.raises(StartupError) as err:
+        ScoringEngine.start(served.settings(**changes))
+    return str(err.value)
+
+
+def _copied_files(served: Served, tmp_path: Path) -> Path:
+    champion = _client(served).get_model_version_by_alias(served.model_name, CHAMPION)
+    mlflow.set_tracking_uri(served.tracking_uri)
+    mlflow.set_registry_uri(served.tracking_uri)
+    original = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{served.model_name}/{champion.version}"))
+    copy = tmp_path / "model"
+    shutil.copytree(original, copy)
+    return copy
+
+
+def test_unreviewed_version_is_refused(served: Served) -> None:
+    version = _new_version(served, "unreviewed", decision=None)
+    message = _refused(served, alias="unreviewed")
+    assert f"version {version}" in message and "has not been reviewed" in message
+    assert "overblik review" in message
+
+
+def test_rejected_version_is_refused(served: Served) -> None:
+    _new_version(served, "rejected-one", decision="rejected")
+    assert "was rejected by" in _refused(served, alias="rejected-one")
+
+
+def test_missing_alias_and_model(served: Served) -> None:
+    assert "no version has the alias 'nobody'" in _refused(served, alias="nobody")
+    message = _refused(served, model_name="overblik-no-such-model")
+    assert "no such registered model" in message and served.model_name in message
+
+
+@pytest.mark.parametrize(("damage", "words"), [("corrupt", "is corrupt"),
+                                                ("missing", "is missing"),
+                                                ("features", "feature list")])
+def test_damaged_model_files_are_refused(served: Served, tmp_path: Path, damage: str,
+                                         words: str) -> None:
+    files = _copied_files(served, tmp_path)
+    if damage == "corrupt":
+        (files / "artifacts" / "estimator.joblib").write_bytes(b"\x80\x04not a pickle")
+    elif damage == "missing":
+        (files / "artifacts" / "estimator.joblib").unlink()
+    else:
+        (files / "artifacts" / "features.json").write_text('[{"name": "only_one"}]')
+    _new_version(served, f"damaged-{damage}", source=str(files))
+    message = _refused(served, alias=f"damaged-{damage}")
+    assert (words in message and "overblik train" in message) or "corrupt" in message
+
+
+def test_profile_store_must_fit(served: Served, tmp_path: Path) -> None:
+    assert "no profile store" in _refused(served, profile_store=tmp_path / "none.parquet")
+    key = tmp_path / "key"
+    key.write_text("another-secret-key-for-another-municipality")
+    message = _refused(served, key_file=key, demo_key=False)
+    assert "pseudonymised with key" in message and "no CPR number would be found" in message
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    assert "not readable" in _refused(served, profile_store=bad)
+
+
+def test_store_url_must_work(served: Served, tmp_path: Path) -> None:
+    assert "sqlite:///" in _refused(served, store_url="mysql://localhost/x")
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    assert "cannot open the store" in _refused(served, store_url=f"sqlite:///{folder}")
+
+
+def test_cli_serve_check(served: Served) -> None:
+    common = ["--tracking-uri", served.tracking_uri, "--profiles", str(served.profiles),
+              "--store", served.store_url, "--demo-key"]
+    ok = runner.invoke(app, ["serve", "--check", *common])
+    assert ok.exit_code == 0, ok.output
+    said = " ".join(ok.output.split())
+    assert f"version {served.version}" in said and "approved" in said
+    _new_version(served, "cli-unreviewed", decision=None)
+    refused = runner.invoke(app, ["serve", "--check", "--alias", "cli-unreviewed", *common])
+    assert refused.exit_code == 2
+    said = " ".join(refused.output.split())
+    assert "has not been reviewed" in said and "Traceback" not in said
