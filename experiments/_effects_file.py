@@ -1,0 +1,410 @@
+"""Bring-your-own-data effects (``overblik effects``): read a table, fit the DR learner,
+write ``effects.json``, ``cate.csv`` and ``effects.html``.
+
+Any CSV or Parquet table will do: a binary treatment column (0/1 or true/false), a
+numeric or 0/1 outcome column, and covariates measured *before* treatment (numbers,
+true/false, or text with few values, which is one-hot encoded; missing values are
+allowed). Every problem is one :class:`InputError` naming the file, the column and, for
+bad values, the first row (1-based data row; in a CSV also its line).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from overblik.experiments._audit_file import _read_csv, _read_parquet, _shown, _where
+from overblik.features._errors import InputError
+
+__all__ = ["EffectsResult", "EffectsTable", "estimate_effects", "parse_covariates",
+           "parse_trim", "read_effects_table", "write_effects"]
+
+_PARQUET_MAGIC = b"PAR1"
+_SNIFF_BYTES = 64 * 1024
+_TRUE = frozenset({"1", "1.0", "true"})
+_FALSE = frozenset({"0", "0.0", "false"})
+MAX_LEVELS = 30  # a text covariate with more distinct values looks like an identifier
+MIN_ARM_ROWS = 10
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class EffectsTable:
+    """The checked columns of an effects analysis."""
+
+    path: Path
+    X: pd.DataFrame  # float columns (text covariates one-hot encoded)
+    T: np.ndarray  # int, 0/1
+    y: np.ndarray  # float64, finite
+    treatment: str
+    outcome: str
+    covariates: list[str]  # the input columns used (before encoding)
+    notes: list[str] = field(default_factory=list)  # columns left out and why
+
+    @property
+    def rows(self) -> int:
+        return len(self.y)
+
+
+def parse_trim(text: str) -> tuple[float, float]:
+    """``--trim LOW,HIGH`` as two numbers with ``0 <= LOW < HIGH <= 1``."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise InputError(f"--trim {text!r} is not LOW,HIGH: give two numbers between 0 and 1, "
+                         "e.g. --trim 0.01,0.99") from None
+    if not (0.0 <= low < high <= 1.0) or math.isnan(low) or math.isnan(high):
+        raise InputError(f"--trim {text!r}: need 0 <= LOW < HIGH <= 1, e.g. --trim 0.01,0.99 "
+                         "(--trim 0,1 trims nothing)")
+    return low, high
+
+
+def parse_covariates(text: str | None) -> list[str] | None:
+    """``--covariates A,B,C`` as a list (``None``: every other column)."""
+    if text is None:
+        return None
+    names = [p.strip() for p in text.split(",")]
+    if not any(names) or "" in names:
+        raise InputError(f"--covariates {text!r} has an empty column name: separate the names "
+                         "by single commas, e.g. --covariates age,income")
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise InputError(f"--covariates names {', '.join(duplicated)} twice: give each once")
+    return names
+
+
+def _header(path: Path, is_csv: bool, head: bytes) -> list[str]:
+    if not is_csv:
+        try:
+            return list(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path} is not a readable Parquet file (it may be truncated): "
+                             f"{exc}") from None
+    import codecs
+    import csv
+
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if line.startswith(codecs.BOM_UTF8):
+        line = line[len(codecs.BOM_UTF8):]
+    try:
+        return [n.strip() for n in next(csv.reader([line.decode("utf-8")]), [])]
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text: re-export it as UTF-8 or as Parquet"
+                         ) from None
+
+
+def read_effects_table(path: Path, *, treatment: str, outcome: str,
+                       covariates: Sequence[str] | None = None) -> EffectsTable:
+    """Read and check the treatment, outcome and covariate columns of a CSV/Parquet file.
+
+    Raises
+    ------
+    InputError
+        Unreadable or empty file, missing columns (with the available ones), a treatment
+        that is not 0/1, an outcome that is not a finite number (naming the row), a text
+        covariate with too many values, or no covariate at all.
+    """
+    path = Path(path)
+    if treatment == outcome:
+        raise InputError(f"--treatment and --outcome are both {treatment!r}: give two columns")
+    if not path.exists():
+        raise InputError(f"{path} does not exist: pass the CSV or Parquet file to analyse")
+    if not path.is_file():
+        raise InputError(f"{path} is not a file: pass the CSV or Parquet file to analyse")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (zero bytes): expected a table with the columns "
+                         f"{treatment} and {outcome}")
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    is_csv = not head.startswith(_PARQUET_MAGIC)
+    if is_csv and b"\x00" in head:
+        raise InputError(f"{path} is neither CSV text nor Parquet (it holds binary data): "
+                         "export the table as UTF-8 CSV or Parquet")
+    explicit = covariates is not None
+    if covariates is not None:
+        clash = sorted({treatment, outcome} & set(covariates))
+        if clash:
+            raise InputError(f"--covariates includes {clash[0]!r}, the treatment or outcome "
+                             "column: covariates are what was known before treatment")
+        chosen = list(covariates)
+    else:
+        found = _header(path, is_csv, head)
+        chosen = [c for c in found if c not in (treatment, outcome) and c]
+    names = [treatment, outcome, *chosen]
+    roles = {treatment: "--treatment", outcome: "--outcome",
+             **{c: "--covariates" for c in chosen}}
+    table = _read_csv(path, head, names, roles) if is_csv else _read_parquet(path, names, roles)
+    if table.num_rows == 0:
+        raise InputError(f"{path} has a header but no rows: there is nothing to analyse")
+    t = _treatment(path, treatment, table.column(treatment), is_csv)
+    y = _outcome(path, outcome, table.column(outcome), is_csv)
+    columns: dict[str, np.ndarray] = {}
+    used: list[str] = []
+    notes: list[str] = []
+    for name in chosen:
+        encoded, problem = _covariate(path, name, table.column(name))
+        if problem is not None:
+            if explicit:
+                raise InputError(problem)
+            notes.append(problem.replace(f"{path}: ", "", 1) + " — left out")
+            continue
+        columns.update(encoded)
+        used.append(name)
+    if not used:
+        raise InputError(f"{path}: no usable covariate (columns other than {treatment} and "
+                         f"{outcome} that are numbers, true/false or text with at most "
+                         f"{MAX_LEVELS} values): effects need what was known before treatment")
+    X = pd.DataFrame(columns)
+    return EffectsTable(path=path, X=X, T=t, y=y, treatment=treatment, outcome=outcome,
+                        covariates=used, notes=notes)
+
+
+def _as_text(values: pa.ChunkedArray) -> pd.Series:
+    return values.to_pandas().astype("string").str.strip()
+
+
+def _treatment(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> np.ndarray:
+    raw = values.to_pandas()
+    text = _as_text(values).str.lower()
+    missing = text.isna().to_numpy()
+    one = text.isin(_TRUE).to_numpy(dtype=bool)
+    zero = text.isin(_FALSE).to_numpy(dtype=bool)
+    bad = ~(one | zero | missing)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        distinct = pd.unique(raw.dropna())[:6]
+        raise InputError(
+            f"{path}: --treatment column {column!r} must be binary, 0/1 (or true/false), but "
+            f"{_where(first, is_csv)} has {_shown(raw.iloc[first])} (values: "
+            f"{', '.join(_shown(v) for v in distinct)}); recode it as 1 = treated, "
+            "0 = not treated (for several programmes, analyse one programme against no "
+            "programme at a time)")
+    if missing.any():
+        first = int(np.flatnonzero(missing)[0])
+        raise InputError(f"{path}: --treatment column {column!r} is empty in "
+                         f"{_where(first, is_csv)} ({int(missing.sum())} rows): drop the rows "
+                         "whose treatment is unknown")
+    t = one.astype(np.int_)
+    for arm, name in ((1, "treated (1)"), (0, "untreated (0)")):
+        count = int(np.count_nonzero(t == arm))
+        if count < MIN_ARM_ROWS:
+            raise InputError(f"{path}: --treatment column {column!r} has {count} {name} rows; "
+                             f"at least {MIN_ARM_ROWS} of each arm are needed to compare them")
+    return t
+
+
+def _numbers(values: pa.ChunkedArray) -> tuple[np.ndarray, pd.Series]:
+    raw = values.to_pandas()
+    if pa.types.is_integer(values.type) or pa.types.is_floating(values.type):
+        return raw.to_numpy(dtype=np.float64, na_value=np.nan), raw
+    text = _as_text(values)
+    lower = text.str.lower()
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    numbers[lower.isin(("true",)).to_numpy(dtype=bool)] = 1.0
+    numbers[lower.isin(("false",)).to_numpy(dtype=bool)] = 0.0
+    return numbers, raw
+
+
+def _outcome(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> np.ndarray:
+    numbers, raw = _numbers(values)
+    bad = ~np.isfinite(numbers)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        value = raw.iloc[first]
+        what = "no value" if pd.isna(value) else f"{_shown(value)}, which is not a number"
+        raise InputError(f"{path}: --outcome column {column!r} must be numeric (or 0/1), but "
+                         f"{_where(first, is_csv)} has {what} ({int(bad.sum())} such rows): "
+                         "drop rows whose outcome is unknown, or recode it as a number")
+    if np.unique(numbers).size < 2:
+        raise InputError(f"{path}: --outcome column {column!r} has the same value in every "
+                         "row: there is no effect to estimate")
+    return numbers
+
+
+def _covariate(path: Path, column: str, values: pa.ChunkedArray
+               ) -> tuple[dict[str, np.ndarray], str | None]:
+    """Float column(s) of one covariate, or a problem (text with too many values)."""
+    if values.null_count == len(values):
+        return {}, f"{path}: --covariates column {column!r} has no value in any row"
+    numbers, raw = _numbers(values)
+    present = raw.notna().to_numpy()
+    if np.isfinite(numbers[present]).all():
+        return {column: numbers}, None
+    text = _as_text(values)
+    levels = sorted(text.dropna().unique().tolist())
+    if len(levels) > MAX_LEVELS:
+        return {}, (f"{path}: --covariates column {column!r} is text with {len(levels):,} "
+                    f"distinct values (more than {MAX_LEVELS}; an identifier?): leave it out "
+                    "or recode it as a number")
+    # One-hot, every level (trees need no reference level); missing = all zeros.
+    return {f"{column}={lvl}": (text == lvl).fillna(False).to_numpy(dtype=np.float64)
+            for lvl in levels}, None
+
+
+@dataclass(frozen=True)
+class EffectsResult:
+    """What ``overblik effects`` writes: the summary and one row per input row."""
+
+    summary: dict[str, Any]
+    cate: pd.DataFrame
+    propensity: np.ndarray
+    T: np.ndarray
+    trim: tuple[float, float]
+
+
+def estimate_effects(table: EffectsTable, *, trim: tuple[float, float] = (0.01, 0.99),
+                     n_folds: int = 5, n_bootstrap: int = 30, alpha: float = 0.05,
+                     random_state: int = 0, progress: Progress | None = None
+                     ) -> EffectsResult:
+    """Fit the cross-fitted DR learner on the table; average and individual effects.
+
+    Raises
+    ------
+    InputError
+        When trimming or the folds leave an arm too small.
+    """
+    from overblik.models._dr_learner import DRLearner
+    from overblik.models._propensity import overlap_report
+
+    if progress:
+        progress("fit", 0, 1)
+    learner = DRLearner(trim=trim, n_folds=n_folds, n_bootstrap=n_bootstrap, alpha=alpha,
+                        random_state=random_state)
+    try:
+        learner.fit(table.X, table.T, table.y)
+    except ValueError as exc:  # arm too small for the folds or after trimming
+        raise InputError(f"{table.path}: {exc}") from None
+    if progress:
+        progress("fit", 1, 1)
+    effect = learner.effect(table.X)
+    if n_bootstrap >= 2:
+        low, high = learner.effect_interval(table.X)
+    else:
+        low = high = np.full(table.rows, np.nan)
+    cate = pd.DataFrame({"row": np.arange(1, table.rows + 1), "effect": effect,
+                         "ci_low": low, "ci_high": high, "trimmed": learner.trimmed_,
+                         "propensity": learner.propensity_})
+    # The learner's report, recomputed to name the treatment column in the warnings.
+    overlap = overlap_report(learner.propensity_, table.T, trim=trim, label=table.treatment)
+    warnings = [*overlap.warnings, *table.notes]
+    binary = bool(np.isin(table.y, (0.0, 1.0)).all())
+    summary: dict[str, Any] = {
+        "data": str(table.path),
+        "treatment": table.treatment,
+        "outcome": table.outcome,
+        "outcome_type": "binary" if binary else "numeric",
+        "covariates": table.covariates,
+        "method": (f"cross-fitted doubly-robust learner ({n_folds} folds, LightGBM "
+                   f"nuisances); individual intervals from {n_bootstrap} bootstrap fits of "
+                   "the effect model"),
+        "alpha": alpha,
+        "n": table.rows,
+        "n_treated": int(table.T.sum()),
+        "naive_difference": learner.naive_difference_,
+        "ate": learner.ate_.as_dict(),
+        "att": learner.att_.as_dict(),
+        "overlap": overlap.as_dict(),
+        "warnings": warnings,
+    }
+    return EffectsResult(summary=_finite(summary), cate=cate, propensity=learner.propensity_,
+                         T=table.T, trim=trim)
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf as null: ``effects.json`` must be strict JSON."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def write_effects(out: Path, result: EffectsResult) -> list[Path]:
+    """Write ``effects.json``, ``cate.csv`` and ``effects.html`` into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "effects.json", out / "cate.csv", out / "effects.html"]
+    paths[0].write_text(json.dumps(result.summary, indent=1, ensure_ascii=False,
+                                   allow_nan=False), encoding="utf-8")
+    result.cate.to_csv(paths[1], index=False, float_format="%.6g")
+    paths[2].write_text(_html(result), encoding="utf-8")
+    return paths
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return html.escape(str(value))
+
+
+def _html(result: EffectsResult) -> str:
+    from overblik.fairness._report_plots import figure_data_uri
+    from overblik.models._effects_plots import plot_effect_distribution, plot_overlap
+
+    s = result.summary
+    overlap_png = figure_data_uri(plot_overlap(result.propensity, result.T, trim=result.trim))
+    cate = result.cate
+    effect_png = figure_data_uri(plot_effect_distribution(
+        cate["effect"].to_numpy(), ate=float(s["ate"]["estimate"] or 0.0),
+        trimmed=cate["trimmed"].to_numpy()))
+    level = f"{1 - s['alpha']:.0%}"
+    rows = [("rows", _fmt(s["n"])), ("treated rows", _fmt(s["n_treated"])),
+            ("naive difference (treated − untreated)", _fmt(s["naive_difference"]))]
+    for key, name in (("ate", "average effect (ATE)"), ("att", "effect on the treated (ATT)")):
+        iv = s[key]
+        rows.append((name, f"{_fmt(iv['estimate'])} [{_fmt(iv['ci_low'])}, "
+                           f"{_fmt(iv['ci_high'])}]"))
+    ov = s["overlap"]
+    rows.append(("trimmed rows (propensity outside "
+                 f"[{ov['trim'][0]:g}, {ov['trim'][1]:g}])",
+                 f"{_fmt(ov['trimmed'])} ({ov['trimmed_share']:.1%})"))
+    table = "\n".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    warnings = ("".join(f"<li>{html.escape(w)}</li>" for w in s["warnings"])
+                or "<li>none</li>")
+    covariates = html.escape(", ".join(s["covariates"]))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Effects: {html.escape(s['treatment'])} on {html.escape(s['outcome'])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto;
+       padding: 0 1rem; color: #1c2833; }}
+table {{ border-collapse: collapse; }} th, td {{ text-align: left; padding: .3rem .8rem;
+border-bottom: 1px solid #d5d8dc; }} img {{ max-width: 100%; }}
+.warn li {{ color: #b03a2e; }}
+</style></head><body>
+<h1>Effect of {html.escape(s['treatment'])} on {html.escape(s['outcome'])}</h1>
+<p>Data: <code>{html.escape(s['data'])}</code>. Method: {html.escape(s['method'])}.
+Intervals are {level} confidence intervals. Covariates: {covariates}.</p>
+<table>{table}</table>
+<h2>Warnings</h2><ul class="warn">{warnings}</ul>
+<h2>Overlap</h2>
+<p>Estimated chance of treatment per arm. Effects can only be learnt where both arms
+occur; rows outside the dashed bounds are trimmed from the averages.</p>
+<img alt="Propensity histogram per arm" src="{overlap_png}">
+<h2>Individual effects</h2>
+<p>Estimated effect of each row (one per row in <code>cate.csv</code>, with intervals).
+These estimates assume every confounder is among the covariates.</p>
+<img alt="Histogram of individual effects" src="{effect_png}">
+</body></html>
+"""

@@ -1,0 +1,480 @@
+"""The cross-fitted doubly-robust (DR) learner of individual effects, and its multi-programme
+wrapper.
+
+How :class:`DRLearner` works (Kennedy 2023, "Towards optimal doubly robust estimation of
+heterogeneous causal effects"; the cross-fitted variant of econml's ``DRLearner``):
+
+1. **Nuisances, cross-fitted**: the rows are dealt into ``n_folds`` folds (stratified by
+   treatment, whole persons together). For each fold, the propensity ``e(x) = P(T=1|x)`` and
+   the outcome models ``mu0(x)``, ``mu1(x)`` (one per arm) are fitted on the other folds and
+   predict this fold, so every row gets nuisances from models that never saw it.
+2. **Doubly-robust scores** (AIPW): ``G1 = mu1 + T (Y - mu1) / e``,
+   ``G0 = mu0 + (1 - T) (Y - mu0) / (1 - e)`` and the pseudo-outcome ``phi = G1 - G0``,
+   whose conditional mean is the effect when either the propensity or the outcome models
+   are right (and whose error is the product of their errors when both are estimated).
+3. **Trimming**: rows with ``e`` outside ``trim`` are left out of steps 4-5 and flagged
+   (see :mod:`._propensity`).
+4. **Average effects** from the scores: ATE = mean of ``phi``; ATT = the DR estimator
+   ``mean[T (Y - mu0) - (1 - T) e / (1 - e) (Y - mu0)] / P(T = 1)``; both with
+   influence-function standard errors (clustered by person when ``groups`` is given).
+5. **The effect model** regresses ``phi`` on ``x`` (by default a shallow LightGBM with
+   large leaves whose number of rounds is chosen by cross-validated pseudo-outcome loss,
+   :func:`~overblik.models._effects.tune_final_rounds`; 0 rounds, the constant ATE, when
+   no heterogeneity is found), bagged over ``n_bootstrap`` bootstrap resamples (whole
+   persons): the effect of a row is the mean of the bagged predictions, and its interval
+   is ``mean ± z · sd`` over them. This interval measures the sampling variability of the
+   effect model given the cross-fitted nuisances (whose errors enter only as a product,
+   so they are second order); it does not cover the regularisation bias of the final
+   model, so it is a variability band, not a guaranteed-coverage interval for each person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.dummy import DummyRegressor
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from overblik.models._effects import (
+    FloatArray,
+    Interval,
+    Matrix,
+    check_outcome,
+    check_treatment,
+    cluster_se,
+    crossfit_folds,
+    default_final_model,
+    default_outcome_model,
+    default_propensity_model,
+    final_leaf_rows,
+    is_binary_outcome,
+    predict_outcome,
+    tune_final_rounds,
+    z_value,
+)
+from overblik.models._propensity import OverlapReport, check_trim, overlap_report, trimmed_mask
+
+__all__ = ["DRLearner", "DRScores", "MultiProgrammeEffects", "dr_scores"]
+
+
+@dataclass(frozen=True)
+class DRScores:
+    """Cross-fitted nuisances and doubly-robust scores, one value per row.
+
+    ``gamma1``/``gamma0`` are the AIPW scores of the potential outcomes under treatment and
+    under none: the mean of ``gamma1`` over any fixed set of rows estimates the mean
+    outcome had they all been treated. ``propensity`` is the raw estimate; the scores use
+    it clipped to the trimming bounds, and ``trimmed`` flags rows outside them.
+    """
+
+    mu0: FloatArray
+    mu1: FloatArray
+    propensity: FloatArray
+    gamma0: FloatArray
+    gamma1: FloatArray
+    trimmed: npt.NDArray[np.bool_]
+
+    @property
+    def phi(self) -> FloatArray:
+        """The pseudo-outcome ``gamma1 - gamma0`` (its conditional mean is the effect)."""
+        out: FloatArray = self.gamma1 - self.gamma0
+        return out
+
+
+@dataclass
+class _Fold:
+    propensity: Any
+    outcome0: Any
+    outcome1: Any
+
+
+def _crossfit(Xa: FloatArray, t: npt.NDArray[np.int_], y: FloatArray, *,
+              outcome_model: Any, propensity_model: Any, n_folds: int,
+              groups: npt.ArrayLike | None, trim: tuple[float, float], random_state: int,
+              ) -> tuple[DRScores, list[_Fold]]:
+    binary = is_binary_outcome(y)
+    n = len(y)
+    mu0, mu1, e = np.empty(n), np.empty(n), np.empty(n)
+    folds: list[_Fold] = []
+    for k, test in enumerate(crossfit_folds(t, n_folds=n_folds, groups=groups,
+                                            random_state=random_state)):
+        train = np.setdiff1d(np.arange(n), test, assume_unique=True)
+        seed = random_state + k
+        prop = (clone(propensity_model) if propensity_model is not None
+                else default_propensity_model(seed))
+        prop.fit(Xa[train], t[train])
+        e[test] = np.asarray(prop.predict_proba(Xa[test])[:, 1], dtype=np.float64)
+        arms = []
+        for arm, target in ((0, mu0), (1, mu1)):
+            rows = train[t[train] == arm]
+            model = (clone(outcome_model) if outcome_model is not None
+                     else default_outcome_model(binary, seed))
+            yt = y[rows].astype(np.int_) if binary and is_classifier(model) else y[rows]
+            if is_classifier(model) and len(np.unique(yt)) < 2:
+                model = _Constant(float(yt[0]))  # a classifier cannot fit one class
+            model.fit(Xa[rows], yt)
+            target[test] = predict_outcome(model, Xa[test])
+            arms.append(model)
+        folds.append(_Fold(prop, arms[0], arms[1]))
+    low, high = trim
+    ec = np.clip(e, max(low, 1e-6), min(high, 1.0 - 1e-6))
+    gamma1 = mu1 + t * (y - mu1) / ec
+    gamma0 = mu0 + (1 - t) * (y - mu0) / (1.0 - ec)
+    scores = DRScores(mu0=mu0, mu1=mu1, propensity=e, gamma0=gamma0, gamma1=gamma1,
+                      trimmed=trimmed_mask(e, trim))
+    return scores, folds
+
+
+class _Constant(BaseEstimator):
+    """An outcome 'model' for an arm whose fold has one outcome value only."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        self.value = value
+
+    def fit(self, X: FloatArray, y: npt.ArrayLike) -> Self:
+        return self
+
+    def predict(self, X: FloatArray) -> FloatArray:
+        return np.full(len(X), self.value)
+
+
+def dr_scores(X: Matrix, T: npt.ArrayLike, y: npt.ArrayLike, *, outcome_model: Any = None,
+              propensity_model: Any = None, n_folds: int = 5,
+              groups: npt.ArrayLike | None = None, trim: tuple[float, float] = (0.01, 0.99),
+              random_state: int = 0) -> DRScores:
+    """Cross-fitted doubly-robust scores of rows (e.g. held-out rows for evaluation).
+
+    The same nuisances and scores as :class:`DRLearner` step 1-2, without an effect model:
+    the input of :func:`overblik.models.rate`, :func:`overblik.models.policy_value` and the
+    uplift curves on data the effect model was not trained on.
+    """
+    Xa = np.asarray(X, dtype=np.float64)
+    t = check_treatment(T, len(Xa))
+    yf = check_outcome(y, len(Xa))
+    scores, _ = _crossfit(Xa, t, yf, outcome_model=outcome_model,
+                          propensity_model=propensity_model, n_folds=n_folds, groups=groups,
+                          trim=check_trim(trim), random_state=random_state)
+    return scores
+
+
+def _att(scores: DRScores, t: npt.NDArray[np.int_], y: FloatArray, kept: npt.NDArray[np.bool_],
+         groups: npt.ArrayLike | None, alpha: float) -> Interval:
+    tk, yk, mu0 = t[kept], y[kept], scores.mu0[kept]
+    e = np.clip(scores.propensity[kept], 1e-6, 1.0 - 1e-6)
+    share = tk.mean()
+    numerator = tk * (yk - mu0) - (1 - tk) * e / (1.0 - e) * (yk - mu0)
+    att = float(numerator.mean() / share)
+    influence = (numerator - tk * att) / share
+    g = None if groups is None else np.asarray(groups)[kept]
+    return Interval.normal(att, cluster_se(influence, g), alpha)
+
+
+class DRLearner(BaseEstimator):
+    """Cross-fitted doubly-robust learner of individual treatment effects.
+
+    See the module docstring for the method. ``fit(X, T, y)``: ``T`` 0/1, ``y`` numeric or
+    0/1; effects are ``E[Y(1) - Y(0) | X]`` on the scale of ``y``.
+
+    Parameters
+    ----------
+    outcome_model : estimator, optional
+        Fitted per arm and fold (a clone each time); a classifier's class-1 probability is
+        used. Default: LightGBM (classifier for a 0/1 outcome, else regressor).
+    propensity_model : classifier, optional
+        Default: LightGBM classifier.
+    final_model : regressor, optional
+        Regresses the pseudo-outcome on ``X``. Default: shallow, strongly regularised
+        LightGBM with cross-validated rounds (``final_rounds_``).
+    n_folds : int, default 5
+        Cross-fitting folds.
+    trim : (low, high), default (0.01, 0.99)
+        Propensity bounds; rows outside are trimmed.
+    n_bootstrap : int, default 30
+        Bootstrap resamples of the final stage (bagging and intervals); 0 fits it once, on
+        all kept rows, and gives no intervals.
+    alpha : float, default 0.05
+        Level of the ``ate_``/``att_`` intervals and the default of :meth:`effect_interval`.
+    random_state : int, default 0
+
+    Attributes
+    ----------
+    ate_, att_ : Interval
+        Average effect over the kept rows, and over the kept treated rows.
+    naive_difference_ : float
+        Mean outcome of the treated minus of the untreated (all rows): what the effect
+        would be if assignment were random.
+    overlap_ : OverlapReport
+    propensity_, mu0_, mu1_, pseudo_outcome_ : ndarray of shape (n,)
+        Out-of-fold nuisances and pseudo-outcome of the training rows.
+    trimmed_ : ndarray of bool, shape (n,)
+    scores_ : DRScores
+    final_models_ : list of fitted regressors
+    final_rounds_ : int or None
+        Rounds of the default effect model (0: constant); None with ``final_model``.
+    n_treated_ : int
+    """
+
+    def __init__(self, *, outcome_model: Any = None, propensity_model: Any = None,
+                 final_model: Any = None, n_folds: int = 5,
+                 trim: tuple[float, float] = (0.01, 0.99), n_bootstrap: int = 30,
+                 alpha: float = 0.05, random_state: int = 0) -> None:
+        self.outcome_model = outcome_model
+        self.propensity_model = propensity_model
+        self.final_model = final_model
+        self.n_folds = n_folds
+        self.trim = trim
+        self.n_bootstrap = n_bootstrap
+        self.alpha = alpha
+        self.random_state = random_state
+
+    def fit(self, X: Matrix, T: npt.ArrayLike, y: npt.ArrayLike, *,
+            groups: npt.ArrayLike | None = None) -> Self:
+        """Fit nuisances (cross-fitted), average effects and the effect model.
+
+        Parameters
+        ----------
+        X : DataFrame or array of shape (n, n_features)
+            Covariates measured before treatment (NaN allowed with the default models).
+        T : array-like of shape (n,)
+            0/1 treatment.
+        y : array-like of shape (n,)
+            Outcome.
+        groups : array-like of shape (n,), optional
+            Person of each row, when persons have several rows.
+
+        Returns
+        -------
+        self
+        """
+        trim = check_trim(self.trim)
+        z_value(self.alpha)
+        if self.n_bootstrap < 0 or self.n_bootstrap == 1:
+            raise ValueError(f"n_bootstrap={self.n_bootstrap}: use 0 (no intervals) or at "
+                             "least 2")
+        Xa: FloatArray = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        t = check_treatment(T, len(Xa))
+        yf = check_outcome(y, len(Xa))
+        g = None if groups is None else np.asarray(groups)
+        scores, folds = _crossfit(Xa, t, yf, outcome_model=self.outcome_model,
+                                  propensity_model=self.propensity_model,
+                                  n_folds=self.n_folds, groups=g, trim=trim,
+                                  random_state=self.random_state)
+        self.scores_ = scores
+        self.folds_ = folds
+        self.propensity_ = scores.propensity
+        self.mu0_, self.mu1_ = scores.mu0, scores.mu1
+        self.pseudo_outcome_ = scores.phi
+        self.trimmed_ = scores.trimmed
+        self.overlap_: OverlapReport = overlap_report(scores.propensity, t, trim=trim)
+        kept = ~scores.trimmed
+        if t[kept].sum() < 2 or (1 - t[kept]).sum() < 2:
+            raise ValueError(f"after trimming to {trim}, fewer than 2 treated or untreated "
+                             "rows remain: widen the trimming bounds")
+        phi = scores.phi[kept]
+        gk = None if g is None else g[kept]
+        self.ate_ = Interval.normal(float(phi.mean()), cluster_se(phi, gk), self.alpha)
+        self.att_ = _att(scores, t, yf, kept, g, self.alpha)
+        self.naive_difference_ = float(yf[t == 1].mean() - yf[t == 0].mean())
+        self.n_treated_ = int(t.sum())
+        self.final_models_ = self._fit_final(Xa[kept], phi, gk)
+        return self
+
+    def _fit_final(self, Xk: FloatArray, phi: FloatArray,
+                   groups: npt.ArrayLike | None) -> list[Any]:
+        if self.final_model is None:
+            self.final_rounds_: int | None = tune_final_rounds(
+                Xk, phi, groups, random_state=self.random_state)
+        else:
+            self.final_rounds_ = None
+        leaf_rows = final_leaf_rows(len(phi))
+
+        def make(seed: int) -> Any:
+            if self.final_model is not None:
+                return clone(self.final_model)
+            if self.final_rounds_ == 0:
+                return DummyRegressor(strategy="mean")  # no heterogeneity found
+            return default_final_model(seed, n_estimators=int(self.final_rounds_ or 0),
+                                       min_child_samples=leaf_rows)
+
+        if self.n_bootstrap == 0:
+            return [make(self.random_state).fit(Xk, phi)]
+        rng = np.random.default_rng(self.random_state)
+        if groups is None:
+            code, k = np.arange(len(phi)), len(phi)
+        else:
+            _, code = np.unique(np.asarray(groups), return_inverse=True)
+            k = int(code.max()) + 1
+        order = np.argsort(code, kind="stable")
+        starts = np.searchsorted(code[order], np.arange(k + 1))
+        sizes = np.diff(starts)
+        models = []
+        for b in range(self.n_bootstrap):
+            counts = np.bincount(rng.integers(0, k, size=k), minlength=k)
+            # Each drawn person contributes all their rows, as often as drawn.
+            rows = np.repeat(order, np.repeat(counts, sizes))
+            models.append(make(self.random_state + 1000 + b).fit(Xk[rows], phi[rows]))
+        return models
+
+    def _predictions(self, X: Matrix) -> FloatArray:
+        check_is_fitted(self)
+        Xa: FloatArray = validate_data(self, X, reset=False, dtype=np.float64,
+                                       ensure_all_finite="allow-nan")
+        return np.vstack([np.asarray(m.predict(Xa), dtype=np.float64)
+                          for m in self.final_models_])
+
+    def effect(self, X: Matrix) -> FloatArray:
+        """Estimated individual effects ``E[Y(1) - Y(0) | X]``, shape (n,)."""
+        out: FloatArray = self._predictions(X).mean(axis=0)
+        return out
+
+    def effect_interval(self, X: Matrix, alpha: float | None = None
+                        ) -> tuple[FloatArray, FloatArray]:
+        """Lower and upper bounds of each row's effect (bootstrap of the effect model).
+
+        Raises
+        ------
+        ValueError
+            When fitted with ``n_bootstrap=0``.
+        """
+        if self.n_bootstrap < 2:
+            raise ValueError("effect intervals need n_bootstrap >= 2; refit with e.g. "
+                             "n_bootstrap=30")
+        z = z_value(self.alpha if alpha is None else alpha)
+        pred = self._predictions(X)
+        mean, sd = pred.mean(axis=0), pred.std(axis=0, ddof=1)
+        return mean - z * sd, mean + z * sd
+
+    def propensity(self, X: Matrix) -> FloatArray:
+        """``P(T = 1 | X)`` of new rows: the mean of the fold propensity models."""
+        check_is_fitted(self)
+        Xa: FloatArray = validate_data(self, X, reset=False, dtype=np.float64,
+                                       ensure_all_finite="allow-nan")
+        out: FloatArray = np.mean([f.propensity.predict_proba(Xa)[:, 1] for f in self.folds_],
+                                  axis=0)
+        return out
+
+    def is_trimmed(self, X: Matrix) -> npt.NDArray[np.bool_]:
+        """True for rows whose propensity is outside ``trim`` (effects are extrapolations)."""
+        return trimmed_mask(self.propensity(X), check_trim(self.trim))
+
+
+class MultiProgrammeEffects(BaseEstimator):
+    """One binary contrast per programme against no programme.
+
+    ``T`` holds each row's programme label (``control`` for none). For programme ``p``, a
+    clone of ``learner`` is fitted on the rows with ``T == p`` or ``T == control``: rows
+    that got another programme are left out of that contrast (they are neither treated
+    with ``p`` nor untreated).
+
+    Parameters
+    ----------
+    learner : DRLearner, optional
+        The binary learner (default ``DRLearner()``); any estimator with
+        ``fit(X, T, y, groups=)`` and ``effect(X)``.
+    programmes : sequence of str, optional
+        Programmes and their column order; default the labels in ``T`` other than
+        ``control``, sorted.
+    control : str, default "none"
+
+    Attributes
+    ----------
+    programmes_ : list of str
+    learners_ : dict of programme -> fitted learner
+    ate_, att_ : dict of programme -> Interval
+    overlap_ : dict of programme -> OverlapReport
+    """
+
+    def __init__(self, *, learner: Any = None, programmes: Sequence[str] | None = None,
+                 control: str = "none") -> None:
+        self.learner = learner
+        self.programmes = programmes
+        self.control = control
+
+    def fit(self, X: Matrix, T: npt.ArrayLike, y: npt.ArrayLike, *,
+            groups: npt.ArrayLike | None = None) -> Self:
+        """Fit one learner per programme (rows of that programme and of no programme)."""
+        labels = np.asarray(T).astype(str)
+        if len(labels) != len(X):
+            raise ValueError(f"T must have one label per row of X ({len(X)}), got "
+                             f"{len(labels)}")
+        found = sorted(set(labels.tolist()) - {self.control})
+        programmes = list(self.programmes) if self.programmes is not None else found
+        unknown = sorted(set(found) - set(programmes))
+        if unknown:
+            raise ValueError(f"T has programme labels {unknown} not in programmes="
+                             f"{programmes}: add them or relabel those rows")
+        if not (labels == self.control).any():
+            raise ValueError(f"no row has the control label {self.control!r}: pass "
+                             "control= the label of 'no programme'")
+        yv = np.asarray(y)
+        g = None if groups is None else np.asarray(groups)
+        self.programmes_ = programmes
+        self.learners_: dict[str, Any] = {}
+        for p in programmes:
+            rows = np.flatnonzero((labels == p) | (labels == self.control))
+            if not (labels == p).any():
+                raise ValueError(f"programme {p!r} has no treated rows in T")
+            learner = clone(self.learner) if self.learner is not None else DRLearner()
+            Xp = X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]
+            learner.fit(Xp, (labels[rows] == p).astype(np.int_), yv[rows],
+                        groups=None if g is None else g[rows])
+            self.learners_[p] = learner
+        self.ate_ = {p: lrn.ate_ for p, lrn in self.learners_.items() if hasattr(lrn, "ate_")}
+        self.att_ = {p: lrn.att_ for p, lrn in self.learners_.items() if hasattr(lrn, "att_")}
+        self.overlap_ = {p: lrn.overlap_ for p, lrn in self.learners_.items()
+                         if hasattr(lrn, "overlap_")}
+        return self
+
+    def effect(self, X: Matrix) -> FloatArray:
+        """Effects of every programme, shape (n, m), columns in ``programmes_`` order."""
+        check_is_fitted(self)
+        return np.column_stack([self.learners_[p].effect(X) for p in self.programmes_])
+
+    def effect_interval(self, X: Matrix, alpha: float | None = None
+                        ) -> tuple[FloatArray, FloatArray]:
+        """Lower and upper bounds, each of shape (n, m)."""
+        check_is_fitted(self)
+        bounds = [self.learners_[p].effect_interval(X, alpha) for p in self.programmes_]
+        return (np.column_stack([b[0] for b in bounds]),
+                np.column_stack([b[1] for b in bounds]))
+
+    def propensity(self, X: Matrix) -> FloatArray:
+        """Each contrast's propensity of the rows, shape (n, m)."""
+        check_is_fitted(self)
+        return np.column_stack([self.learners_[p].propensity(X) for p in self.programmes_])
+
+    def effect_frame(self, X: Matrix, alpha: float | None = None) -> pd.DataFrame:
+        """Effects of every programme for every row, long format: what serving shows.
+
+        Returns
+        -------
+        DataFrame
+            ``programme``, ``row`` (position in ``X``), ``effect``, ``ci_low``, ``ci_high``
+            (NaN when the learner gives no intervals) and ``trimmed`` (the row's propensity
+            for that programme is outside the trimming bounds: an extrapolation), ordered
+            by row, then programme.
+        """
+        check_is_fitted(self)
+        n = len(X)
+        parts = []
+        for p in self.programmes_:
+            learner = self.learners_[p]
+            effect = learner.effect(X)
+            try:
+                low, high = learner.effect_interval(X, alpha)
+            except (AttributeError, ValueError):  # a learner without intervals
+                low = high = np.full(n, np.nan)
+            trimmed = (learner.is_trimmed(X) if hasattr(learner, "is_trimmed")
+                       else np.zeros(n, dtype=bool))
+            parts.append(pd.DataFrame({"programme": p, "row": np.arange(n), "effect": effect,
+                                       "ci_low": low, "ci_high": high, "trimmed": trimmed}))
+        frame = pd.concat(parts, ignore_index=True)
+        order = np.lexsort((frame["programme"].map(self.programmes_.index).to_numpy(),
+                            frame["row"].to_numpy()))
+        return frame.iloc[order].reset_index(drop=True)
