@@ -114,7 +114,12 @@ def test_audit_is_on_the_last_test_date_top_capacity(trained: tuple[TrainResult,
     assert set(proxies["attribute"]) == {"sex", "age_band", "origin", "district"}
     mitigation = pd.read_csv(_artifact(result.run_id, "fairness/mitigation.csv"))
     criteria = config.fairness.mitigation.criteria
-    assert list(mitigation["criterion"].fillna("")) == ["", *criteria]  # unmitigated first
+    methods = config.fairness.mitigation.methods
+    assert set(methods) == {"threshold_optimizer", "exponentiated_gradient"}
+    # unmitigated first, then every method for each criterion
+    assert list(mitigation["criterion"].fillna("")) == ["", *(c for c in criteria
+                                                             for _ in methods)]
+    assert list(mitigation["method"]) == ["unmitigated", *(m for _ in criteria for m in methods)]
     assert {f"{c}_difference" for c in criteria} <= set(mitigation.columns)
 
 
