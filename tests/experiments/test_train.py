@@ -18,9 +18,18 @@ from tests.services import fresh_postgres_database
 
 
 def _small(name: str) -> ExperimentConfig:
+    """The shipped experiment with a smaller model and a light fairness step.
+
+    These tests are about training; the full fairness step (both mitigations, 1,000
+    resamples) is tested in test_fairness_run.py.
+    """
     config = load_experiment(experiments_dir() / f"{name}.yaml")
     lgb = config.models.lightgbm.model_copy(update={"n_estimators": 150})
-    return config.model_copy(update={"models": config.models.model_copy(update={"lightgbm": lgb})})
+    mitigation = config.fairness.mitigation.model_copy(
+        update={"methods": ("threshold_optimizer",), "max_train_rows": 1500})
+    fairness = config.fairness.model_copy(update={"n_boot": 200, "mitigation": mitigation})
+    return config.model_copy(update={
+        "models": config.models.model_copy(update={"lightgbm": lgb}), "fairness": fairness})
 
 
 @pytest.fixture(scope="module")
