@@ -137,3 +137,72 @@ def test_effect_estimators_against_the_truth() -> None:
     if CITIZENS != 100_000:
         pytest.skip(f"bars are claimed at 100,000 citizens, not {CITIZENS:,}")
     assert not failures, "; ".join(failures)
+
+
+def test_allocation_by_estimated_effect_against_the_oracle() -> None:
+    """Issue 6's allocation bar, printed with its verdict (xfail while it misses).
+
+    Adults on benefit, held-out persons (30 %) at the last as-of date; one DR learner per
+    programme fitted on the other persons; places = 20 % of the held-out citizens expected
+    to benefit from some programme (true effect > 0), split equally, equal cost. Every policy
+    is judged by the true effects: by estimated effect (the LP), by risk (a LightGBM
+    classifier of the bad outcome on untreated training rows), at random, and the oracle
+    (the LP on the true effects). Bar: by effect ≥ 85 % of the oracle and above by risk.
+    """
+    import lightgbm as lgb
+    import pandas as pd
+
+    from overblik.experiments._config import load_experiment, resolve_experiment
+    from overblik.features._effects_data import CONTROL, build_effects_dataset, true_effects
+    from overblik.features._feature_spec import parse_feature_spec
+    from overblik.features._tables import EventTables
+    from overblik.models import DRLearner
+    from overblik.models._allocation import compare_policies
+
+    clean, truth_dir = _municipality()
+    cfg = load_experiment(resolve_experiment("long_term_benefit"))
+    data = build_effects_dataset(EventTables.load(clean),
+                                 parse_feature_spec(cfg.features, section="features"),
+                                 cohort_name=cfg.cohort, as_of=cfg.as_of.dates(),
+                                 horizon_days=cfg.label.horizon_days)
+    truth = true_effects(truth_dir, data.rows, outcome=data.outcome,
+                         programmes=data.programmes)
+    person = data.rows["person_id"].astype(str).to_numpy()
+    ids = np.unique(person)
+    held = np.isin(person, np.random.default_rng(1).choice(ids, size=int(0.3 * len(ids)),
+                                                           replace=False))
+    as_of = pd.to_datetime(data.rows["as_of"])
+    scored = held & (as_of == as_of.max()).to_numpy()
+    X = data.X.to_numpy(dtype=np.float64)
+    estimated, true = [], []
+    for programme in data.programmes:
+        fit = ((data.programme == programme) | (data.programme == CONTROL)) & ~held
+        t = (data.programme == programme).astype(np.int_)
+        dr = DRLearner(n_bootstrap=N_BOOTSTRAP, random_state=1).fit(
+            X[fit], t[fit], data.y[fit], groups=person[fit])
+        estimated.append(dr.effect(X[scored]))
+        true.append(truth[f"effect_{programme}"].to_numpy(dtype=np.float64)[scored])
+    est, tau = np.column_stack(estimated), np.column_stack(true)
+    untreated = (data.programme == CONTROL) & ~held
+    risk_model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, random_state=1,
+                                    verbose=-1).fit(X[untreated], 1 - data.y[untreated])
+    risk = risk_model.predict_proba(X[scored])[:, 1]
+    needed = int((tau.max(axis=1) > 0).sum())
+    m = len(data.programmes)
+    places = np.full(m, max(1, int(0.2 * needed) // m))
+    comparison = compare_policies(est, places=places, costs=np.ones(m), budget=float("inf"),
+                                  risk=risk, true_effects=tau)
+    shares = comparison.share_of_oracle
+    meets = shares["effect"] >= 0.85 and shares["effect"] > shares["risk"]
+    print_table(
+        f"Allocation at 20 % of the places needed ({int(places.sum())} places for {needed:,} "
+        f"citizens expected to benefit, {int(scored.sum()):,} scored), judged by the truth "
+        f"(bar: by effect >= 85 % of oracle and above by risk: "
+        f"{'meets' if meets else 'MISSES'})",
+        ["policy", "true benefit", "places", "share of oracle"],
+        [[r["policy"], f"{r['benefit']:.2f}", f"{r['places']}", f"{r['share_of_oracle']:.1%}"]
+         for r in comparison.as_rows()])
+    if not meets:
+        # Visible in every bench run until the effects are good enough (issue 6 stays open).
+        pytest.xfail(f"allocation by estimated effect reaches {shares['effect']:.1%} of the "
+                     f"oracle (bar 85 %), by risk {shares['risk']:.1%}")
