@@ -1,6 +1,15 @@
 """Risk and effect estimators in scikit-learn style, temporal validation, metrics, uplift
 evaluation and plots."""
 
+from overblik.models._allocation import (
+    Allocation,
+    PolicyComparison,
+    allocate,
+    allocate_by_rank,
+    allocation_benefit,
+    compare_policies,
+    price_of_fairness,
+)
 from overblik.models._calibration import CalibrationMap, fit_calibration
 from overblik.models._dr_learner import DRLearner, DRScores, MultiProgrammeEffects, dr_scores
 from overblik.models._effects import Interval
@@ -32,6 +41,7 @@ from overblik.models._uplift import (
 )
 
 __all__ = [
+    "Allocation",
     "CalibrationMap",
     "DRLearner",
     "DRScores",
@@ -41,6 +51,7 @@ __all__ = [
     "LogisticRisk",
     "MultiProgrammeEffects",
     "OverlapReport",
+    "PolicyComparison",
     "PolicyValue",
     "RiskMetrics",
     "TLearner",
@@ -48,6 +59,10 @@ __all__ = [
     "TemporalSplitter",
     "UpliftCurve",
     "XLearner",
+    "allocate",
+    "allocate_by_rank",
+    "allocation_benefit",
+    "compare_policies",
     "dr_scores",
     "ece",
     "expected_hits",
@@ -61,6 +76,7 @@ __all__ = [
     "plot_uplift_curves",
     "policy_value",
     "precision_recall_at_k",
+    "price_of_fairness",
     "qini_curve",
     "qini_curve_observed",
     "rate",

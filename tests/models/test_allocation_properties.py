@@ -15,7 +15,13 @@ import pytest
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from overblik.models._allocation import Allocation, allocate, allocate_by_rank, compare_policies
+from overblik.models import (
+    Allocation,
+    allocate,
+    allocate_by_rank,
+    compare_policies,
+    price_of_fairness,
+)
 
 SEEDS = range(40)
 
@@ -152,3 +158,17 @@ def test_infeasible_share_gives_a_clear_error() -> None:
     with pytest.raises(ValueError, match="min_share adds up to more than 1"):
         allocate(p["effects"], places=p["places"], costs=p["costs"], budget=p["budget"],
                  groups=p["groups"], min_share={"a": 0.7, "b": 0.7})
+
+
+def test_price_of_fairness_is_the_benefit_given_up() -> None:
+    p = _problem(5, n=200)
+    shares = {"c": 0.3}
+    prices = price_of_fairness(p["effects"], places=p["places"], costs=p["costs"],
+                               budget=p["budget"], groups=p["groups"], min_share=shares,
+                               max_access_gap=0.05)
+    assert prices["unconstrained"] == pytest.approx(_optimum(p), abs=1e-7)
+    assert prices["min_share"] == pytest.approx(_optimum(p, min_share=shares), abs=1e-7)
+    for name in ("min_share", "max_access_gap", "both"):
+        assert prices[f"price_{name}"] == pytest.approx(prices["unconstrained"] - prices[name])
+        assert prices[f"price_{name}"] >= -1e-9
+    assert prices["both"] <= min(prices["min_share"], prices["max_access_gap"]) + 1e-9
