@@ -107,19 +107,7 @@ def read_audit_table(path: Path, *, label: str, score: str,
     if clash:
         raise InputError(f"column {clash[0]!r} is given for more than one of --label, --score "
                          "and --sensitive: each column has one role")
-    if not path.exists():
-        raise InputError(f"{path} does not exist: pass the CSV or Parquet file to audit")
-    if not path.is_file():
-        raise InputError(f"{path} is not a file: pass the CSV or Parquet file to audit")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path} is empty (zero bytes): expected a table with the columns "
-                         f"{', '.join(names)}")
-    with path.open("rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
-    is_csv = not head.startswith(_PARQUET_MAGIC)
-    if is_csv and b"\x00" in head:
-        raise InputError(f"{path} is neither CSV text nor Parquet (it holds binary data): "
-                         "export the table as UTF-8 CSV or Parquet")
+    head, is_csv = sniff_table_file(path, verb="audit", columns=", ".join(names))
     table = _read_csv(path, head, names, roles) if is_csv else _read_parquet(path, names, roles)
     if table.num_rows == 0:
         raise InputError(f"{path} has a header but no rows: there is nothing to audit")
@@ -127,6 +115,28 @@ def read_audit_table(path: Path, *, label: str, score: str,
     s = _scores(path, score, table.column(score), is_csv)
     frame = pd.DataFrame({c: _text(path, c, table.column(c)) for c in sensitive})
     return AuditTable(path=path, y_true=y, scores=s, sensitive=frame, is_csv=is_csv)
+
+
+def sniff_table_file(path: Path, *, verb: str, columns: str) -> tuple[bytes, bool]:
+    """Check that ``path`` is a non-empty CSV or Parquet file; its first bytes and whether CSV.
+
+    ``verb`` says what the command does with the file ("audit"), ``columns`` which columns
+    it expects; both go into the error messages.
+    """
+    if not path.exists():
+        raise InputError(f"{path} does not exist: pass the CSV or Parquet file to {verb}")
+    if not path.is_file():
+        raise InputError(f"{path} is not a file: pass the CSV or Parquet file to {verb}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty (zero bytes): expected a table with the columns "
+                         f"{columns}")
+    with path.open("rb") as fh:
+        head = fh.read(_SNIFF_BYTES)
+    is_csv = not head.startswith(_PARQUET_MAGIC)
+    if is_csv and b"\x00" in head:
+        raise InputError(f"{path} is neither CSV text nor Parquet (it holds binary data): "
+                         "export the table as UTF-8 CSV or Parquet")
+    return head, is_csv
 
 
 def _check_columns(path: Path, found: list[str], names: list[str],

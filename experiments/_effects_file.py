@@ -23,14 +23,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from overblik.experiments._audit_file import _read_csv, _read_parquet, _shown, _where
+from overblik.experiments._audit_file import (
+    _read_csv,
+    _read_parquet,
+    _shown,
+    _where,
+    sniff_table_file,
+)
 from overblik.features._errors import InputError
 
 __all__ = ["EffectsResult", "EffectsTable", "estimate_effects", "parse_covariates",
            "parse_trim", "read_effects_table", "write_effects"]
 
-_PARQUET_MAGIC = b"PAR1"
-_SNIFF_BYTES = 64 * 1024
 _TRUE = frozenset({"1", "1.0", "true"})
 _FALSE = frozenset({"0", "0.0", "false"})
 MAX_LEVELS = 30  # a text covariate with more distinct values looks like an identifier
@@ -121,19 +125,7 @@ def read_effects_table(path: Path, *, treatment: str, outcome: str,
     path = Path(path)
     if treatment == outcome:
         raise InputError(f"--treatment and --outcome are both {treatment!r}: give two columns")
-    if not path.exists():
-        raise InputError(f"{path} does not exist: pass the CSV or Parquet file to analyse")
-    if not path.is_file():
-        raise InputError(f"{path} is not a file: pass the CSV or Parquet file to analyse")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path} is empty (zero bytes): expected a table with the columns "
-                         f"{treatment} and {outcome}")
-    with path.open("rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
-    is_csv = not head.startswith(_PARQUET_MAGIC)
-    if is_csv and b"\x00" in head:
-        raise InputError(f"{path} is neither CSV text nor Parquet (it holds binary data): "
-                         "export the table as UTF-8 CSV or Parquet")
+    head, is_csv = sniff_table_file(path, verb="analyse", columns=f"{treatment} and {outcome}")
     explicit = covariates is not None
     if covariates is not None:
         clash = sorted({treatment, outcome} & set(covariates))

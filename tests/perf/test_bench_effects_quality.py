@@ -21,64 +21,57 @@ the size (the bars are only claimed at 100,000).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from overblik.experiments._config import load_experiment, resolve_experiment
+from overblik.features._effects_data import (
+    CONTROL,
+    EffectsDataset,
+    build_effects_dataset,
+    true_effects,
+)
+from overblik.features._feature_spec import parse_feature_spec
+from overblik.features._tables import EventTables
 from tests.perf._measure import print_table
+from tests.perf._quality import CITIZENS, quality_municipality
 
-ROOT = Path(__file__).resolve().parents[2]
-CITIZENS = int(os.environ.get("BENCH_QUALITY_CITIZENS", "100000"))
-BASE = ROOT / "data" / "bench-quality" / f"c{CITIZENS}"
 EXPERIMENTS = ("child_placement", "long_term_benefit")
 N_BOOTSTRAP = 10  # bagging of the DR effect model; the ATE interval does not use it
-
-
-def _overblik(*args: str) -> None:
-    cli = Path(sys.executable).with_name("overblik")
-    subprocess.run([str(cli), *args], check=True, stdout=subprocess.DEVNULL)
-
-
-def _municipality() -> tuple[Path, Path]:
-    clean, truth = BASE / "clean", BASE / "municipality" / "truth"
-    if not (clean / "ingest_report.json").exists():
-        _overblik("generate", "--citizens", str(CITIZENS), "--years", "5", "--seed", "1",
-                  "--out", str(BASE / "municipality"))
-        _overblik("ingest", "--raw", str(BASE / "municipality" / "raw"), "--out", str(clean),
-                  "--demo-key")
-    return clean, truth
 
 
 def _rmse(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.mean((a - b) ** 2)))
 
 
+def _held_out_dataset(tables: EventTables, truth_dir: Path, experiment: str
+                      ) -> tuple[EffectsDataset, pd.DataFrame, np.ndarray, np.ndarray]:
+    """The experiment's effects dataset, its true effects, person ids and the 30 % held out."""
+    cfg = load_experiment(resolve_experiment(experiment))
+    data = build_effects_dataset(tables, parse_feature_spec(cfg.features, section="features"),
+                                 cohort_name=cfg.cohort, as_of=cfg.as_of.dates(),
+                                 horizon_days=cfg.label.horizon_days)
+    truth = true_effects(truth_dir, data.rows, outcome=data.outcome,
+                         programmes=data.programmes)
+    person = data.rows["person_id"].astype(str).to_numpy()
+    ids = np.unique(person)
+    held = np.isin(person, np.random.default_rng(1).choice(ids, size=int(0.3 * len(ids)),
+                                                           replace=False))
+    return data, truth, person, held
+
+
 def test_effect_estimators_against_the_truth() -> None:
-    from overblik.experiments._config import load_experiment, resolve_experiment
-    from overblik.features._effects_data import CONTROL, build_effects_dataset, true_effects
-    from overblik.features._feature_spec import parse_feature_spec
-    from overblik.features._tables import EventTables
     from overblik.models import DRLearner, TLearner, XLearner, dr_scores, rate
 
-    clean, truth_dir = _municipality()
+    clean, truth_dir = quality_municipality()
     tables = EventTables.load(clean)
     pehe_rows, ate_rows, failures = [], [], []
     for experiment in EXPERIMENTS:
-        cfg = load_experiment(resolve_experiment(experiment))
-        data = build_effects_dataset(tables, parse_feature_spec(cfg.features, section="features"),
-                                     cohort_name=cfg.cohort, as_of=cfg.as_of.dates(),
-                                     horizon_days=cfg.label.horizon_days)
-        truth = true_effects(truth_dir, data.rows, outcome=data.outcome,
-                             programmes=data.programmes)
-        person = data.rows["person_id"].astype(str).to_numpy()
-        ids = np.unique(person)
-        held = np.isin(person, np.random.default_rng(1).choice(ids, size=int(0.3 * len(ids)),
-                                                               replace=False))
+        data, truth, person, held = _held_out_dataset(tables, truth_dir, experiment)
         X = data.X.to_numpy(dtype=np.float64)
         for programme in data.programmes:
             rows = (data.programme == programme) | (data.programme == CONTROL)
@@ -150,27 +143,13 @@ def test_allocation_by_estimated_effect_against_the_oracle() -> None:
     (the LP on the true effects). Bar: by effect ≥ 85 % of the oracle and above by risk.
     """
     import lightgbm as lgb
-    import pandas as pd
 
-    from overblik.experiments._config import load_experiment, resolve_experiment
-    from overblik.features._effects_data import CONTROL, build_effects_dataset, true_effects
-    from overblik.features._feature_spec import parse_feature_spec
-    from overblik.features._tables import EventTables
     from overblik.models import DRLearner
     from overblik.models._allocation import compare_policies
 
-    clean, truth_dir = _municipality()
-    cfg = load_experiment(resolve_experiment("long_term_benefit"))
-    data = build_effects_dataset(EventTables.load(clean),
-                                 parse_feature_spec(cfg.features, section="features"),
-                                 cohort_name=cfg.cohort, as_of=cfg.as_of.dates(),
-                                 horizon_days=cfg.label.horizon_days)
-    truth = true_effects(truth_dir, data.rows, outcome=data.outcome,
-                         programmes=data.programmes)
-    person = data.rows["person_id"].astype(str).to_numpy()
-    ids = np.unique(person)
-    held = np.isin(person, np.random.default_rng(1).choice(ids, size=int(0.3 * len(ids)),
-                                                           replace=False))
+    clean, truth_dir = quality_municipality()
+    data, truth, person, held = _held_out_dataset(EventTables.load(clean), truth_dir,
+                                                  "long_term_benefit")
     as_of = pd.to_datetime(data.rows["as_of"])
     scored = held & (as_of == as_of.max()).to_numpy()
     X = data.X.to_numpy(dtype=np.float64)
@@ -186,7 +165,7 @@ def test_allocation_by_estimated_effect_against_the_oracle() -> None:
     untreated = (data.programme == CONTROL) & ~held
     risk_model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, random_state=1,
                                     verbose=-1).fit(X[untreated], 1 - data.y[untreated])
-    risk = risk_model.predict_proba(X[scored])[:, 1]
+    risk = np.asarray(risk_model.predict_proba(X[scored]))[:, 1]
     needed = int((tau.max(axis=1) > 0).sum())
     m = len(data.programmes)
     places = np.full(m, max(1, int(0.2 * needed) // m))

@@ -18,45 +18,23 @@ are only claimed at 100,000).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import mlflow
 import pytest
 
 from tests.perf._measure import print_table
+from tests.perf._quality import BASE, CITIZENS, overblik, quality_municipality
 
-ROOT = Path(__file__).resolve().parents[2]
-CITIZENS = int(os.environ.get("BENCH_QUALITY_CITIZENS", "100000"))
-BASE = ROOT / "data" / "bench-quality" / f"c{CITIZENS}"
 EXPERIMENTS = ("child_placement", "long_term_benefit")
 MAX_GAP, MAX_ECE = 0.03, 0.02
 
 
-def _overblik(*args: str) -> None:
-    cli = Path(sys.executable).with_name("overblik")
-    subprocess.run([str(cli), *args], check=True, stdout=subprocess.DEVNULL)
-
-
-def _municipality() -> tuple[Path, Path]:
-    clean, truth = BASE / "clean", BASE / "municipality" / "truth"
-    if not (clean / "ingest_report.json").exists():
-        _overblik("generate", "--citizens", str(CITIZENS), "--years", "5", "--seed", "1",
-                  "--out", str(BASE / "municipality"))
-        _overblik("ingest", "--raw", str(BASE / "municipality" / "raw"), "--out", str(clean),
-                  "--demo-key")
-    return clean, truth
-
-
 def test_risk_models_reach_the_oracle() -> None:
-    clean, truth = _municipality()
+    clean, truth = quality_municipality()
     uri = f"sqlite:///{BASE / 'mlflow.db'}"
     rows, failures = [], []
     for name in EXPERIMENTS:
-        _overblik("train", name, "--clean", str(clean), "--truth", str(truth),
-                  "--tracking-uri", uri)
+        overblik("train", name, "--clean", str(clean), "--truth", str(truth),
+                 "--tracking-uri", uri)
         mlflow.set_tracking_uri(uri)
         run = mlflow.search_runs(experiment_names=[name], order_by=["start_time DESC"],
                                  max_results=1, output_format="list")[0]
