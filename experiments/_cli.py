@@ -25,6 +25,8 @@ from overblik.experiments._cli_common import (
 from overblik.features._errors import InputError
 
 if TYPE_CHECKING:
+    from overblik.experiments._config import ExperimentConfig
+    from overblik.experiments._oracle import OracleComparison
     from overblik.experiments._train import TrainResult
 
 
@@ -238,11 +240,41 @@ def train(
     out_console.print(table)
     out_console.print(f"registered {result.model_name} version {result.model_version} as "
                       f"'challenger'; MLflow run {result.run_id}")
+    if result.effects is not None:
+        out_console.print(_effects_table(config, result.effects, comparison))
     if result.fairness_passed is not None:
         verdict = "met" if result.fairness_passed else "MISSED"
         out_console.print(f"fairness audit: the experiment's thresholds were {verdict}; the "
                           f"ethics board reads {_report_location(result)}")
     out_console.print(f"open the runs: mlflow ui --backend-store-uri {result.tracking_uri}")
+
+
+def _effects_table(config: ExperimentConfig, metrics: dict[str, float],
+                   comparison: OracleComparison | None) -> Table:
+    """Average effect per programme and, with the truth, PEHE and the allocation's share."""
+    oracle = None if comparison is None else comparison.effects
+    table = Table(title="intervention effects (training rows; reduction of the bad outcome)")
+    for col in ("programme", "ATE [95% CI]", "naive", "trimmed", "Qini area (test)",
+                *(("PEHE", "PEHE const.") if oracle else ())):
+        table.add_column(col, justify="left" if col == "programme" else "right")
+    assert config.effects is not None
+    for p in config.effects.programmes:
+        m = {k.removeprefix(f"effects_{p}_"): v for k, v in metrics.items()
+             if k.startswith(f"effects_{p}_")}
+        qini = m.get("test_qini_area")
+        table.add_row(p, f"{m['ate']:+.3f} [{m['ate_ci_low']:+.3f}, {m['ate_ci_high']:+.3f}]",
+                      f"{m['naive_difference']:+.3f}", f"{m['trimmed_share']:.0%}",
+                      "–" if qini is None else f"{qini:+.4f}",
+                      *((f"{oracle.pehe[p]:.3f}", f"{oracle.pehe_constant[p]:.3f}")
+                        if oracle else ()))
+    if oracle is not None:
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in oracle.allocation_share.items())
+        table.caption = f"allocation of the places, share of the oracle's true benefit: {shares}"
+    elif "allocation_benefit_effect" in metrics:
+        table.caption = ("allocation judged by held-out doubly-robust scores: " + ", ".join(
+            f"{k} {metrics[f'allocation_benefit_{k}']:+.2f}" for k in ("effect", "risk",
+                                                                        "random")))
+    return table
 
 
 def _report_location(result: TrainResult) -> str:

@@ -158,6 +158,45 @@ class FairnessConfig(_Section):
     mitigation: MitigationConfig = MitigationConfig()
 
 
+class ProgrammeConfig(_Section):
+    """One programme's places per allocation round (an as-of date) and cost per place."""
+
+    places: int = Field(ge=0)
+    cost: float = Field(default=1.0, gt=0, description="cost of one place (any unit)")
+
+
+class AccessConfig(_Section):
+    """A group constraint on the allocation: the largest gap in access between the groups
+    of one attribute, among the citizens expected to benefit (0.10 = ten points)."""
+
+    attribute: SensitiveName
+    max_gap: float = Field(gt=0, le=1)
+
+
+class EffectsConfig(_Section):
+    """Intervention effects fitted next to the risk model, and the allocation of places.
+
+    For each programme, a doubly-robust learner estimates who it helps (against no
+    programme) on the same rows and features as the risk model; the places are then
+    allocated where they do the most good within ``budget``.
+    """
+
+    programmes: dict[str, ProgrammeConfig] = Field(min_length=1)
+    budget: float | None = Field(default=None, gt=0, description="total cost; null: none")
+    access: AccessConfig | None = None
+    n_bootstrap: int = Field(default=10, ge=2, le=200,
+                             description="bagged effect models: the individual intervals")
+    trim: tuple[float, float] = (0.01, 0.99)
+
+    @model_validator(mode="after")
+    def _trim_ordered(self) -> EffectsConfig:
+        low, high = self.trim
+        if not 0.0 <= low < high <= 1.0:
+            raise ValueError(f"trim {list(self.trim)} must be two propensities 0 <= low < "
+                             "high <= 1")
+        return self
+
+
 class ExperimentConfig(_Section):
     """A whole experiment: cohort, label, as-of dates, features, models, capacity."""
 
@@ -174,6 +213,7 @@ class ExperimentConfig(_Section):
     sensitive_attributes: tuple[SensitiveName, ...] = ("sex", "age_band", "origin", "district")
     seed: int = 0
     fairness: FairnessConfig = FairnessConfig()
+    effects: EffectsConfig | None = None
 
     def config_hash(self) -> str:
         """A stable hash of the validated config (it tags every run)."""
@@ -246,7 +286,29 @@ def parse_experiment(raw: object, source: str) -> ExperimentConfig:
             f"choose one of the feature names (e.g. {sorted(names)[:3]})"
         )
     _check_fairness(config, source)
+    _check_effects(config, source)
     return config
+
+
+def _check_effects(config: ExperimentConfig, source: str) -> None:
+    """Programmes must act on the experiment's outcome; access groups must be audited."""
+    if config.effects is None:
+        return
+    from overblik.features._effects_data import programme_catalogue
+
+    known = programme_catalogue(config.label.outcome)
+    for name in config.effects.programmes:
+        if name not in known:
+            raise InputError(
+                f"{source}: section 'effects', key 'effects.programmes.{name}': {name!r} is "
+                f"not a programme acting on {config.label.outcome}; choose from "
+                f"{', '.join(known)}")
+    access = config.effects.access
+    if access is not None and access.attribute not in config.sensitive_attributes:
+        raise InputError(
+            f"{source}: section 'effects', key 'effects.access.attribute': "
+            f"{access.attribute!r} is not in sensitive_attributes "
+            f"({', '.join(config.sensitive_attributes)}); add it there or remove access")
 
 
 def _known_values(attribute: str) -> tuple[str, ...] | None:

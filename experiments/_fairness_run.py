@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         ProxyReport,
         Verdict,
     )
+    from overblik.fairness._places import PlacesReport
 
 __all__ = [
     "FAIRNESS_ARTIFACTS",
@@ -154,6 +155,7 @@ class FairnessRun:
     card: ModelCard
     proxies: ProxyReport | None
     mitigation: MitigationReport | None
+    places: PlacesReport | None = None
 
     @property
     def passed(self) -> bool:
@@ -165,7 +167,7 @@ class FairnessRun:
 
         return render_report(self.audit, card=self.card, proxies=self.proxies,
                              label_bias=label_bias, mitigation=self.mitigation,
-                             thresholds=self.thresholds,
+                             places=self.places, thresholds=self.thresholds,
                              title=f"{self.card.name} version {self.card.version}")
 
     def metrics(self) -> dict[str, float]:
@@ -193,6 +195,7 @@ def run_fairness(config: ExperimentConfig, *, estimator: BaseEstimator,
                  X_train: pd.DataFrame, y_train: np.ndarray, A_train: pd.DataFrame,
                  X_test: pd.DataFrame, y_test: np.ndarray, scores: np.ndarray,
                  A_test: pd.DataFrame, facts: ModelFacts,
+                 places: PlacesReport | None = None,
                  progress: ProgressFn | None = None) -> FairnessRun:
     """Audit, proxies, mitigation comparison, verdict and model card (nothing is logged).
 
@@ -208,6 +211,8 @@ def run_fairness(config: ExperimentConfig, *, estimator: BaseEstimator,
         Test rows of the last split with the model's scores.
     facts
         The run's facts for the model card.
+    places
+        Who gets programme places per group (the effects step), shown in the report.
     progress
         ``progress(description, done, total)``, e.g. for the bootstrap.
     """
@@ -240,7 +245,7 @@ def run_fairness(config: ExperimentConfig, *, estimator: BaseEstimator,
     verdict = thresholds.evaluate(result)
     card = model_card(config, facts, verdict)
     return FairnessRun(audit=result, verdict=verdict, thresholds=thresholds, card=card,
-                       proxies=proxies, mitigation=mitigation)
+                       proxies=proxies, mitigation=mitigation, places=places)
 
 
 def _log_figure(fig: object, path: str) -> None:

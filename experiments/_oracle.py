@@ -12,16 +12,23 @@ It also measures label bias for the fairness report: per sensitive group, the re
 outcome rate against the mean true probability of need (``p_need``: no programme, unbiased
 recording), so a group whose outcomes are recorded more often (more surveillance) shows a
 ratio above 1. The run's report and model cards are logged again with that section.
+
+When the run fitted effect models, their estimates on the test date are compared with the
+true individual effects: PEHE per programme (against predicting the true average for
+everyone), and the allocation of the experiment's places by estimated effect, by risk and at
+random as a share of the oracle allocation (the same places given by the true effects).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
+import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
@@ -35,6 +42,25 @@ SENSITIVE_COLUMNS = ("sex", "age_band", "origin", "district", "disability")
 
 
 @dataclass(frozen=True)
+class EffectsOracle:
+    """Estimated against true individual effects on the run's test date."""
+
+    rows: int
+    pehe: dict[str, float]  # root mean squared error against the true effect, per programme
+    pehe_constant: dict[str, float]  # the same for the true average given to everyone
+    allocation_share: dict[str, float]  # policy -> share of the oracle's true benefit
+
+    def metrics(self) -> dict[str, float]:
+        """Flat ``oracle_effects_*`` metrics for MLflow."""
+        out = {f"oracle_effects_{p}_pehe": v for p, v in self.pehe.items()}
+        out.update({f"oracle_effects_{p}_pehe_constant": v
+                    for p, v in self.pehe_constant.items()})
+        out.update({f"oracle_allocation_share_{k}": v
+                    for k, v in self.allocation_share.items()})
+        return out
+
+
+@dataclass(frozen=True)
 class OracleComparison:
     """Model against oracle on the same test rows."""
 
@@ -44,6 +70,7 @@ class OracleComparison:
     model_roc_auc: dict[str, float]
     oracle_as_of_roc_auc: float = float("nan")
     label_bias: LabelBiasReport | None = None
+    effects: EffectsOracle | None = None
 
     def gap(self, model: str = "lightgbm") -> float:
         """Oracle AUC minus the model's AUC (≤ 0.03 is the bar)."""
@@ -96,7 +123,45 @@ def compare_with_truth(run_id: str, truth: Path, *, tracking_uri: str | None = N
             **{f"oracle_gap_{m}": result.gap(m) for m in models},
             **{f"oracle_as_of_gap_{m}": result.gap_as_of(m) for m in models},
         })
-    return dataclasses.replace(result, label_bias=_label_bias(run_id, joined, result))
+    effects = effects_against_truth(run_id, truth)
+    if effects is not None:
+        with resume_run(run_id):
+            mlflow.log_metrics(effects.metrics())
+    return dataclasses.replace(result, label_bias=_label_bias(run_id, joined, result),
+                               effects=effects)
+
+
+def effects_against_truth(run_id: str, truth: Path) -> EffectsOracle | None:
+    """PEHE and allocation share of the oracle for a run's effect models (None without)."""
+    from mlflow.exceptions import MlflowException
+
+    from overblik.features._effects_data import CONTROL, true_effects
+    from overblik.models import compare_policies
+
+    try:
+        summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/effects/summary.json")
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="effects/test_effects.parquet")
+    except (MlflowException, OSError):
+        return None  # trained without an effects section
+    test = pd.read_parquet(local)
+    programmes = list(summary["programmes"])
+    truth_rows = true_effects(truth, test, outcome=summary["outcome"], programmes=programmes)
+    tau = truth_rows[[f"effect_{p}" for p in programmes]].to_numpy(dtype=np.float64)
+    est = test[[f"effect_{p}" for p in programmes]].to_numpy(dtype=np.float64)
+    known = np.isfinite(tau).all(axis=1)
+    pehe = {p: float(np.sqrt(np.mean((est[known, j] - tau[known, j]) ** 2)))
+            for j, p in enumerate(programmes)}
+    constant = {p: float(np.std(tau[known, j])) for j, p in enumerate(programmes)}
+    pool = known & (test["programme"].to_numpy() == CONTROL)
+    budget = summary["budget"]
+    comparison = compare_policies(
+        est[pool], places=[summary["programmes"][p]["places"] for p in programmes],
+        costs=[summary["programmes"][p]["cost"] for p in programmes],
+        budget=math.inf if budget is None else float(budget),
+        risk=test["risk"].to_numpy(dtype=np.float64)[pool], true_effects=tau[pool])
+    return EffectsOracle(rows=int(known.sum()), pehe=pehe, pehe_constant=constant,
+                         allocation_share=comparison.share_of_oracle)
 
 
 def _label_bias(run_id: str, joined: pd.DataFrame, result: OracleComparison

@@ -25,6 +25,7 @@ from mlflow.models import infer_signature
 from sklearn.base import BaseEstimator
 
 from overblik.experiments._config import ExperimentConfig
+from overblik.experiments._effects_run import EffectsRun, log_effects, run_effects
 from overblik.experiments._fairness_run import (
     FairnessRun,
     ModelFacts,
@@ -33,6 +34,7 @@ from overblik.experiments._fairness_run import (
 )
 from overblik.experiments._risk_pyfunc import RiskPyfunc
 from overblik.experiments._tracking import experiment_id, registered_model_name, use_tracking
+from overblik.fairness._places import PlacesReport
 from overblik.features._cohorts import cohort, label
 from overblik.features._feature_spec import FeatureDef, parse_feature_spec
 from overblik.features._profiles import build_profiles
@@ -90,6 +92,7 @@ class TrainResult:
     data_fingerprint: str
     splits: list[SplitResult]
     fairness_passed: bool | None = None  # the audit's verdict (tagged overblik.fairness_passed)
+    effects: dict[str, float] | None = None  # effects step: metrics (None without the section)
 
     @property
     def final(self) -> dict[str, RiskMetrics]:
@@ -152,8 +155,12 @@ def _requirements() -> list[str]:
 
 
 def _log_model(config: ExperimentConfig, estimator: BaseEstimator, data: Dataset,
-               folder: Path) -> tuple[str, str]:
-    """Log the fitted LightGBM model as a pyfunc returning probabilities; register it."""
+               folder: Path, effects_file: Path | None = None) -> tuple[str, str]:
+    """Log the fitted LightGBM model as a pyfunc returning probabilities; register it.
+
+    The effect models (``effects_file``), when fitted, are part of the same version: the
+    ethics board approves them together and the service loads them from it.
+    """
     est_path = folder / "estimator.joblib"
     joblib.dump(estimator, est_path)
     feat_path = folder / "features.json"
@@ -165,7 +172,8 @@ def _log_model(config: ExperimentConfig, estimator: BaseEstimator, data: Dataset
     info = mlflow.pyfunc.log_model(
         name="risk_model",
         python_model=RiskPyfunc(),
-        artifacts={"estimator": str(est_path), "features": str(feat_path)},
+        artifacts={"estimator": str(est_path), "features": str(feat_path),
+                   **({} if effects_file is None else {"effects": str(effects_file)})},
         signature=infer_signature(example, out),
         input_example=example,
         pip_requirements=_requirements(),
@@ -205,7 +213,7 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
                                 min_train_dates=config.validation.min_train_dates,
                                 n_splits=config.validation.n_splits)
     splits = splitter.split(config.as_of.dates())
-    total = 3 + len(splits) + 2
+    total = 3 + len(splits) + 2 + (config.effects is not None)
     step("loading clean data", 0, total)
     tables = EventTables.load(clean)
     fingerprint = tables.fingerprint()
@@ -242,24 +250,33 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
         assert last is not None
         fitted, scores, test_mask = last
         _log_summary(results)
-        step("logging plots and the model", 3 + len(splits), total)
+        effects: EffectsRun | None = None
+        if config.effects is not None:
+            step("intervention effects", 3 + len(splits), total)
+            effects = run_effects(config, tables, results[-1].split,
+                                  risk_model=fitted[REGISTERED], progress=step)
+        step("logging plots and the model", total - 2, total)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             _log_artifacts(config, data, results, fitted, scores, test_mask, folder,
                            config_text)
-            name, model_version = _log_model(config, fitted[REGISTERED], data, folder)
-            step("fairness audit", 4 + len(splits), total)
+            effects_file = None if effects is None else log_effects(effects, folder)
+            name, model_version = _log_model(config, fitted[REGISTERED], data, folder,
+                                             effects_file)
+            step("fairness audit", total - 1, total)
             facts = ModelFacts(name=name, version=model_version, run_id=run.info.run_id,
                                data_fingerprint=fingerprint, demo_data=demo,
                                test_as_of=results[-1].split.test_as_of.date(),
                                metrics=_card_metrics(results[-1]))
             audited = _fairness(config, data, results[-1], fitted[REGISTERED],
-                                scores[REGISTERED], test_mask, facts, folder, step)
+                                scores[REGISTERED], test_mask, facts, folder, step,
+                                places=None if effects is None else effects.places)
         step("done", total, total)
         return TrainResult(run_id=run.info.run_id, tracking_uri=uri, model_name=name,
                            model_version=model_version, config_hash=config.config_hash(),
                            data_fingerprint=fingerprint, splits=results,
-                           fairness_passed=audited.passed)
+                           fairness_passed=audited.passed,
+                           effects=None if effects is None else effects.metrics)
 
 
 def _card_metrics(final: SplitResult) -> dict[str, float]:
@@ -270,7 +287,8 @@ def _card_metrics(final: SplitResult) -> dict[str, float]:
 
 def _fairness(config: ExperimentConfig, data: Dataset, final: SplitResult,
               estimator: BaseEstimator, scores: np.ndarray, test_mask: np.ndarray,
-              facts: ModelFacts, folder: Path, step: ProgressFn) -> FairnessRun:
+              facts: ModelFacts, folder: Path, step: ProgressFn,
+              places: PlacesReport | None = None) -> FairnessRun:
     """Audit the registered model on the last split's test rows; log and tag the verdict."""
     train_mask, _ = split_masks(data.rows["as_of"], final.split)
 
@@ -281,7 +299,7 @@ def _fairness(config: ExperimentConfig, data: Dataset, final: SplitResult,
         config, estimator=estimator, X_train=data.X.loc[train_mask],
         y_train=data.y[train_mask], A_train=data.sensitive.loc[train_mask],
         X_test=data.X.loc[test_mask], y_test=data.y[test_mask], scores=scores,
-        A_test=data.sensitive.loc[test_mask], facts=facts, progress=progress)
+        A_test=data.sensitive.loc[test_mask], facts=facts, places=places, progress=progress)
     log_fairness(result, model_name=facts.name, model_version=facts.version, folder=folder)
     return result
 

@@ -59,6 +59,7 @@ from overblik.fairness._wording import (
 if TYPE_CHECKING:  # optional sections: their modules load only when a report has them
     from overblik.fairness._label_bias import LabelBiasReport
     from overblik.fairness._mitigation import MitigationReport
+    from overblik.fairness._places import PlacesReport
     from overblik.fairness._proxies import ProxyReport
 
 __all__ = ["render_report", "write_report"]
@@ -146,6 +147,7 @@ def render_report(
     proxies: ProxyReport | None = None,
     label_bias: LabelBiasReport | None = None,
     mitigation: MitigationReport | None = None,
+    places: PlacesReport | None = None,
     thresholds: FairnessThresholds | None = None,
     title: str | None = None,
     generated: datetime | None = None,
@@ -161,6 +163,9 @@ def render_report(
     proxies, label_bias, mitigation : optional
         Reports from :func:`proxy_diagnostics`, :func:`label_bias_diagnostics` and
         :func:`compare_mitigations`; each adds a section when given.
+    places : PlacesReport, optional
+        Who gets programme places per group against who needs them
+        (:func:`~overblik.fairness._places.places_by_group`); adds a section.
     thresholds : FairnessThresholds, optional
         The policy the verdict is held against (default: ``FairnessThresholds()``).
     title : str, optional
@@ -186,7 +191,7 @@ def render_report(
     pages = [
         _page(language, audit, verdict, policy, min_count=min_count, card=card,
               proxies=proxies, label_bias=label_bias, mitigation=mitigation,
-              tradeoff_uri=tradeoff, title=title, stamp=stamp)
+              places=places, tradeoff_uri=tradeoff, title=title, stamp=stamp)
         for language in LANGUAGES
     ]
     return _environment().get_template("report.html.j2").render(
@@ -202,6 +207,7 @@ def write_report(
     proxies: ProxyReport | None = None,
     label_bias: LabelBiasReport | None = None,
     mitigation: MitigationReport | None = None,
+    places: PlacesReport | None = None,
     thresholds: FairnessThresholds | None = None,
     title: str | None = None,
     generated: datetime | None = None,
@@ -215,8 +221,8 @@ def write_report(
     """
     target = Path(path)
     html = render_report(audit, card=card, proxies=proxies, label_bias=label_bias,
-                         mitigation=mitigation, thresholds=thresholds, title=title,
-                         generated=generated)
+                         mitigation=mitigation, places=places, thresholds=thresholds,
+                         title=title, generated=generated)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(html, encoding="utf-8")
     return target
@@ -236,8 +242,8 @@ def _environment() -> jinja2.Environment:
 def _page(language: Language, audit: AuditResult, verdict: Verdict,
           policy: FairnessThresholds, *, min_count: int, card: ModelCard | None,
           proxies: ProxyReport | None, label_bias: LabelBiasReport | None,
-          mitigation: MitigationReport | None, tradeoff_uri: str | None,
-          title: str | None, stamp: str) -> _Page:
+          mitigation: MitigationReport | None, places: PlacesReport | None,
+          tradeoff_uri: str | None, title: str | None, stamp: str) -> _Page:
     confidence = round(100 * audit.confidence)
     sections = [
         _overall_section(language, audit),
@@ -260,6 +266,13 @@ def _page(language: Language, audit: AuditResult, verdict: Verdict,
         sections.append(_frame_section(language, "proxies", proxies.table(), min_count))
     if label_bias is not None:
         sections.append(_frame_section(language, "label_bias", label_bias.table(), min_count))
+    if places is not None:
+        scope = text("places_scope", language,
+                     programmes=", ".join(places.programmes) or "–",
+                     places=format_count(places.total_places, language),
+                     in_need=format_count(places.total_in_need, language))
+        sections.append(_frame_section(language, "places", places.table(), min_count,
+                                       extra=scope))
     method = _Section(f"{language}-method", text("method", language), (_Paragraph(
         text("method_text", language, n_boot=format_count(audit.n_boot, language),
              confidence=confidence, min_count=min_count)),))
@@ -568,7 +581,7 @@ def _frame_cell(column: str, value: object, attribute: str, language: Language, 
     if isinstance(value, numbers.Integral):
         return _Cell(format_count(int(value), language))
     if isinstance(value, numbers.Real):
-        if column in RATE_METRICS or column.endswith("_rate"):
+        if column in RATE_METRICS or column.endswith(("_rate", "_share")):
             return _Cell(format_value("base_rate", float(value), language))
         return _Cell(format_number(float(value), language, 2 if column == "ratio" else 3))
     if value is None or value is pd.NA or value == "":

@@ -82,6 +82,12 @@ _METRICS: dict[str, Bilingual] = {
     "n": B("Antal", "Count"),
     "top_features": B("Stærkeste proxyer", "Strongest proxies"),
     "recorded_rate": B("Registreret rate", "Recorded rate"),
+    "need_share": B("Andel af dem med behov", "Share of those in need"),
+    "benefit_share": B("Andel af dem, der ventes at få gavn",
+                       "Share of those expected to benefit"),
+    "place_share": B("Andel af pladserne", "Share of the places"),
+    "in_need_place_rate": B("Får plads blandt gruppens med behov",
+                            "Given a place among the group's in need"),
     "true_rate": B("Sand rate", "True rate"),
     "ratio": B("Forhold", "Ratio"),
 }
@@ -338,6 +344,25 @@ _TEXT: dict[str, Bilingual] = {
         "A recorded outcome (such as a notification) reflects who is watched as much as who is "
         "at risk. The table compares the recorded rate with the true rate; a ratio above 1 "
         "means the group looks more at risk than it is.",
+    ),
+    "places": B("Hvem får pladserne, og hvem har behov", "Who gets the places, and who needs them"),
+    "places_intro": B(
+        "Pladserne i tilbuddene fordeles efter den forventede gavn, ikke efter risiko. For "
+        "hver gruppe: dens andel af borgerne med behov (det dårlige udfald indtraf), af dem "
+        "der ventes at få gavn af et tilbud, og af pladserne, og hvor stor en del af gruppens "
+        "borgere med behov der får en plads. En gruppe, hvis andel af pladserne ligger langt "
+        "under dens andel af behovet, bliver holdt ude.",
+        "Places in the programmes are allocated by expected benefit, not by risk. For each "
+        "group: its share of the citizens in need (the bad outcome happened), of those "
+        "expected to benefit from a programme, and of the places, and how many of the group's "
+        "citizens in need get a place. A group whose share of the places lies far below its "
+        "share of the need is being left out.",
+    ),
+    "places_scope": B(
+        "Tilbud: {programmes}; {places} pladser fordelt blandt testpersonerne uden tilbud på "
+        "testdatoen, {in_need} af dem med behov.",
+        "Programmes: {programmes}; {places} places allocated among the test persons without a "
+        "programme at the test date, {in_need} of them in need.",
     ),
     # Card and method
     "card": B("Modelkort", "Model card"),

@@ -505,13 +505,14 @@ class PolicyComparison:
     """Benefit of allocation policies, judged by one set of effects.
 
     ``benefit[name]`` is the total benefit of the policy's places under ``judged_by``
-    effects (the truth on synthetic data; the estimates otherwise, which flatters the
-    estimate-based policy). ``share_of_oracle`` is set when the truth is known.
+    effects: the truth on synthetic data; doubly-robust scores of held-out rows (unbiased
+    per row, noisy); or the estimates themselves, which flatters the estimate-based policy.
+    ``share_of_oracle`` is set when the truth is known.
     """
 
     benefit: dict[str, float]
     places: dict[str, int]
-    judged_by: Literal["truth", "estimates"]
+    judged_by: Literal["truth", "doubly_robust", "estimates"]
 
     @property
     def share_of_oracle(self) -> dict[str, float]:
@@ -532,6 +533,7 @@ class PolicyComparison:
 def compare_policies(estimated: npt.ArrayLike, *, places: npt.ArrayLike, costs: npt.ArrayLike,
                      budget: float, risk: npt.ArrayLike | None = None,
                      true_effects: npt.ArrayLike | None = None,
+                     judge: npt.ArrayLike | None = None,
                      random_state: int = 0) -> PolicyComparison:
     """Allocate by estimated effect, by risk, at random and (with the truth) as the oracle.
 
@@ -545,15 +547,26 @@ def compare_policies(estimated: npt.ArrayLike, *, places: npt.ArrayLike, costs: 
         Risk score (higher = more at risk): the ``risk`` policy fills places from the top.
     true_effects : array-like of shape (n, m), optional
         The truth (synthetic data): judges every policy and gives the ``oracle`` policy.
+    judge : array-like of shape (n, m), optional
+        Without the truth: what judges the policies instead of the estimates, e.g. the
+        doubly-robust scores of held-out rows (each row's score per programme).
     random_state : int, default 0
     """
     est = np.asarray(estimated, dtype=np.float64)
     if est.ndim == 1:
         est = est[:, None]
     n = len(est)
-    judge = est if true_effects is None else np.asarray(true_effects, dtype=np.float64)
-    if judge.ndim == 1:
-        judge = judge[:, None]
+    judged_by: Literal["truth", "doubly_robust", "estimates"] = "estimates"
+    judging = est
+    if true_effects is not None:
+        judged_by, judging = "truth", np.asarray(true_effects, dtype=np.float64)
+    elif judge is not None:
+        judged_by, judging = "doubly_robust", np.asarray(judge, dtype=np.float64)
+    if judging.ndim == 1:
+        judging = judging[:, None]
+    if judging.shape != est.shape:
+        raise ValueError(f"the effects judging the policies have shape {judging.shape}, the "
+                         f"estimates {est.shape}: give one value per citizen and programme")
     assignments: dict[str, IntArray] = {
         "effect": allocate(est, places=places, costs=costs, budget=budget).assignment}
     if risk is not None:
@@ -564,12 +577,12 @@ def compare_policies(estimated: npt.ArrayLike, *, places: npt.ArrayLike, costs: 
     assignments["random"] = allocate_by_rank(perm, n=n, places=places, costs=costs,
                                              budget=budget, random_state=random_state + 1)
     if true_effects is not None:
-        assignments["oracle"] = allocate(judge, places=places, costs=costs,
+        assignments["oracle"] = allocate(judging, places=places, costs=costs,
                                          budget=budget).assignment
     return PolicyComparison(
-        benefit={k: allocation_benefit(a, judge) for k, a in assignments.items()},
+        benefit={k: allocation_benefit(a, judging) for k, a in assignments.items()},
         places={k: int((a >= 0).sum()) for k, a in assignments.items()},
-        judged_by="estimates" if true_effects is None else "truth")
+        judged_by=judged_by)
 
 
 def price_of_fairness(effects: npt.ArrayLike, *, places: npt.ArrayLike, costs: npt.ArrayLike,

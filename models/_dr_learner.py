@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
+import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -333,6 +334,29 @@ class DRLearner(BaseEstimator):
         out: FloatArray = self._predictions(X).mean(axis=0)
         return out
 
+    def effect_contributions(self, X: Matrix) -> FloatArray:
+        """Each feature's share of the estimated effect: the reasons behind it.
+
+        SHAP values of the effect model (LightGBM's exact tree contributions), averaged
+        over the bagged models, so each row's contributions plus the last column (the
+        average effect) sum to :meth:`effect`.
+
+        Returns
+        -------
+        ndarray of shape (n, n_features + 1)
+        """
+        check_is_fitted(self)
+        Xa: FloatArray = validate_data(self, X, reset=False, dtype=np.float64,
+                                       ensure_all_finite="allow-nan")
+        out = np.zeros((len(Xa), Xa.shape[1] + 1))
+        for model in self.final_models_:
+            if isinstance(model, lgb.LGBMRegressor):
+                out += np.asarray(model.predict(Xa, pred_contrib=True), dtype=np.float64)
+            else:  # a constant or a user's model: no per-feature attribution
+                out[:, -1] += np.asarray(model.predict(Xa), dtype=np.float64)
+        out /= len(self.final_models_)
+        return out
+
     def effect_interval(self, X: Matrix, alpha: float | None = None
                         ) -> tuple[FloatArray, FloatArray]:
         """Lower and upper bounds of each row's effect (bootstrap of the effect model).
@@ -443,6 +467,13 @@ class MultiProgrammeEffects(BaseEstimator):
         bounds = [self.learners_[p].effect_interval(X, alpha) for p in self.programmes_]
         return (np.column_stack([b[0] for b in bounds]),
                 np.column_stack([b[1] for b in bounds]))
+
+    def effect_contributions(self, X: Matrix) -> dict[str, FloatArray]:
+        """Per programme, each feature's share of the effect (see
+        :meth:`DRLearner.effect_contributions`); learners without it are left out."""
+        check_is_fitted(self)
+        return {p: self.learners_[p].effect_contributions(X) for p in self.programmes_
+                if hasattr(self.learners_[p], "effect_contributions")}
 
     def propensity(self, X: Matrix) -> FloatArray:
         """Each contrast's propensity of the rows, shape (n, m)."""

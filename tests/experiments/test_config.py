@@ -59,6 +59,15 @@ def test_hash_is_stable_and_changes_with_content() -> None:
          ["models", "heuristic.column", "nope"]),
         (lambda r: r.__setitem__("sensitive_attributes", ["shoe_size"]),
          ["sensitive_attributes"]),
+        (lambda r: r["effects"]["programmes"].__setitem__("mentor", {"places": 5}),
+         ["effects", "effects.programmes.mentor", "family_support"]),
+        (lambda r: r["effects"]["programmes"]["family_support"].__setitem__("places", -1),
+         ["effects", "places"]),
+        (lambda r: r["effects"].__setitem__("access", {"attribute": "disability",
+                                                       "max_gap": 0.1}),
+         ["effects", "effects.access.attribute", "sensitive_attributes"]),
+        (lambda r: r["effects"].__setitem__("trim", [0.5, 0.2]), ["effects", "trim"]),
+        (lambda r: r["effects"].__setitem__("programmes", {}), ["effects", "programmes"]),
     ],
 )
 def test_broken_experiment_names_section_and_key(edit, expected: list[str]) -> None:

@@ -136,14 +136,94 @@ def test_oracle_comparison_is_logged(placement_run: TrainResult, municipality: P
     assert 0.6 < result.oracle_roc_auc <= 1.0
     run = mlflow.get_run(placement_run.run_id)
     assert run.data.metrics["oracle_roc_auc"] == pytest.approx(result.oracle_roc_auc)
+    # The effect models against the true individual effects of the same test rows.
+    effects = result.effects
+    assert effects is not None and effects.rows > 100
+    assert 0.0 < effects.pehe["family_support"] < 1.0
+    assert effects.allocation_share["oracle"] == pytest.approx(1.0)
+    for policy in ("effect", "risk", "random"):
+        assert effects.allocation_share[policy] <= 1.0 + 1e-9
+    assert run.data.metrics["oracle_effects_family_support_pehe"] == pytest.approx(
+        effects.pehe["family_support"])
 
 
-def test_benefit_experiment_trains(municipality: Path, sqlite_uri: str) -> None:
-    result = train(_small("long_term_benefit"), clean=municipality / "clean",
-                   tracking_uri=sqlite_uri)
+def test_effect_models_travel_with_the_registered_version(placement_run: TrainResult,
+                                                          municipality: Path,
+                                                          sqlite_uri: str) -> None:
+    """The effects step: metrics, plots and tables in the run; the model in the version."""
+    from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
+    from overblik.experiments._train import build_dataset
+    from overblik.features._tables import EventTables
+
+    mlflow.set_tracking_uri(sqlite_uri)
+    metrics = mlflow.get_run(placement_run.run_id).data.metrics
+    assert placement_run.effects is not None
+    ate = metrics["effects_family_support_ate"]
+    assert metrics["effects_family_support_ate_ci_low"] < ate
+    assert ate < metrics["effects_family_support_ate_ci_high"]
+    assert metrics["effects_family_support_n_treated"] >= 20
+    assert 0.0 <= metrics["effects_family_support_trimmed_share"] < 1.0
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(placement_run.run_id,
+                                                                      "effects")}
+    for name in ("summary.json", "qini_family_support.png", "overlap_family_support.png",
+                 "test_effects.parquet"):
+        assert f"effects/{name}" in artifacts
+    test = pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=placement_run.run_id, artifact_path="effects/test_effects.parquet"))
+    assert test["as_of"].nunique() == 1
+    assert (test["ci_low_family_support"] <= test["effect_family_support"]).all()
+    root = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=f"models:/{placement_run.model_name}/{placement_run.model_version}"))
+    model = EffectsModel.load(root / "artifacts" / EFFECTS_FILE)
+    assert model.programmes == ("family_support",)
+    data = build_dataset(_small("child_placement"), EventTables.load(municipality / "clean"))
+    assert list(model.feature_names) == list(data.X.columns)
+    effect = model.effect(data.X.head(50))
+    assert effect.shape == (50, 1) and np.isfinite(effect).all()
+    reasons = model.contributions(data.X.head(50))["family_support"]
+    np.testing.assert_allclose(reasons.sum(axis=1), effect[:, 0], atol=1e-9)
+    places = model.allocate(effect, places=[10])
+    assert int(places.places_used.sum()) <= 10
+    # Family support is evaluated on the test date: the policies are compared there.
+    summary = mlflow.artifacts.load_dict(f"runs:/{placement_run.run_id}/effects/summary.json")
+    assert summary["allocation"]["judged_by"] == "doubly_robust"
+    assert {r["policy"] for r in summary["allocation"]["policies"]} == {
+        "effect", "risk", "random"}
+    assert "effects_family_support_test_autoc" in metrics
+
+
+def test_benefit_experiment_trains_with_effects_and_allocation(municipality: Path,
+                                                               sqlite_uri: str) -> None:
+    """Three programmes; their places allocated with the access constraint on origin."""
+    config = _small("long_term_benefit")
+    assert config.effects is not None and config.effects.access is not None
+    result = train(config, clean=municipality / "clean", tracking_uri=sqlite_uri)
     final = result.final
     assert final["lightgbm"].roc_auc > final["heuristic"].roc_auc
     assert 0.2 < final["lightgbm"].base_rate < 0.6
+    assert result.effects is not None
+    for programme in ("mentor", "debt_counselling", "job_course"):
+        assert f"effects_{programme}_ate" in result.effects
+    mlflow.set_tracking_uri(sqlite_uri)
+    summary = mlflow.artifacts.load_dict(
+        f"runs:/{result.run_id}/effects/summary.json")
+    assert set(summary["programmes"]) == {"mentor", "debt_counselling", "job_course"}
+    test = pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="effects/test_effects.parquet"))
+    given = test["allocated"].replace("", np.nan).dropna()
+    places = {p: c.places for p, c in config.effects.programmes.items()}
+    for programme, count in given.value_counts().items():
+        assert count <= places[str(programme)]
+    # Only citizens without a programme at the test date are offered a place.
+    assert (test.loc[test["allocated"] != "", "programme"] == "none").all()
+    prices = summary["price_of_access_constraint"]
+    assert prices["price_max_access_gap"] >= -1e-9
+    assert prices["max_access_gap"] <= prices["unconstrained"] + 1e-9
+    report = mlflow.artifacts.download_artifacts(
+        run_id=result.run_id, artifact_path="fairness/report.html")
+    html = Path(report).read_text(encoding="utf-8")
+    assert "Who gets the places, and who needs them" in html
+    assert "Hvem får pladserne, og hvem har behov" in html
 
 
 @pytest.mark.postgres

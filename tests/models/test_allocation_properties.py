@@ -19,6 +19,7 @@ from overblik.models import (
     Allocation,
     allocate,
     allocate_by_rank,
+    allocation_benefit,
     compare_policies,
     price_of_fairness,
 )
@@ -151,6 +152,22 @@ def test_rank_and_random_policies_never_beat_the_optimum() -> None:
     for policy, benefit in comparison.benefit.items():
         assert benefit <= comparison.benefit["oracle"] + 1e-9, policy
     assert comparison.share_of_oracle["oracle"] == pytest.approx(1.0)
+
+
+def test_policies_judged_by_another_set_of_effects() -> None:
+    """Without the truth, held-out scores judge every policy (no oracle); shapes must match."""
+    p = _problem(4, n=300)
+    e = np.asarray(p["effects"])
+    judge = e + np.random.default_rng(4).normal(0.0, 0.05, size=e.shape)
+    comparison = compare_policies(e, places=p["places"], costs=p["costs"], budget=p["budget"],
+                                  risk=e.max(axis=1), judge=judge)
+    assert comparison.judged_by == "doubly_robust"
+    assert "oracle" not in comparison.benefit and comparison.share_of_oracle == {}
+    chosen = allocate(e, places=p["places"], costs=p["costs"], budget=p["budget"]).assignment
+    assert comparison.benefit["effect"] == pytest.approx(allocation_benefit(chosen, judge))
+    with pytest.raises(ValueError, match="one value per citizen and programme"):
+        compare_policies(e, places=p["places"], costs=p["costs"], budget=p["budget"],
+                         judge=judge[:, :1])
 
 
 def test_infeasible_share_gives_a_clear_error() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.dummy import DummyRegressor
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
@@ -217,3 +218,26 @@ def test_lalonde_nsw_against_cps_controls_recovers_the_experimental_effect() -> 
     # Most CPS respondents look nothing like NSW trainees: trimmed, with a warning.
     assert model.overlap_.trimmed > 10_000
     assert any("poor overlap" in w for w in model.overlap_.warnings)
+
+
+def test_effect_contributions_sum_to_the_effect() -> None:
+    """The reasons behind an effect add up to it, for a tree model and for a constant."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    X = rng.normal(size=(n, 3))
+    t = rng.integers(0, 2, size=n)
+    y = (rng.random(n) < 0.3 + 0.2 * t * (X[:, 0] > 0)).astype(int)
+    learner = DRLearner(n_bootstrap=3, random_state=0).fit(X, t, y)
+    contrib = learner.effect_contributions(X[:50])
+    assert contrib.shape == (50, 4)
+    np.testing.assert_allclose(contrib.sum(axis=1), learner.effect(X[:50]), atol=1e-9)
+    if learner.final_rounds_:
+        # The effect depends on feature 0 only: it carries the most of the reasons.
+        assert np.abs(contrib[:, 0]).mean() > np.abs(contrib[:, 1:3]).mean(axis=0).max()
+    labels = np.where(t == 1, "a", "none")
+    multi = MultiProgrammeEffects(learner=DRLearner(n_bootstrap=0, random_state=0,
+                                                    final_model=DummyRegressor()))
+    multi.fit(X, labels, y)
+    flat = multi.effect_contributions(X[:5])["a"]
+    np.testing.assert_allclose(flat[:, :3], 0.0)
+    np.testing.assert_allclose(flat[:, 3], multi.effect(X[:5])[:, 0])

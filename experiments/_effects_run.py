@@ -1,0 +1,304 @@
+"""The effects step of ``overblik train``: who each programme helps, and who gets the places.
+
+Runs when the experiment has an ``effects:`` section. On the same cohort, features and
+temporal split as the risk model (training rows: the last split's; test rows: its test
+date), it
+
+1. fits one cross-fitted doubly-robust learner per programme against no programme
+   (:class:`~overblik.models.MultiProgrammeEffects`) on the training rows;
+2. evaluates the rankings on the test rows with doubly-robust scores fitted on those rows
+   only: Qini curves (by estimated effect and, for comparison, by risk), AUTOC and Qini
+   coefficient with bootstrap intervals, the policy gain at 10/20/50 % treated;
+3. allocates the experiment's places among the test persons who got no programme, by
+   estimated effect, by risk and at random, judged by the held-out doubly-robust scores,
+   with the price of the access constraint when one is set;
+4. counts who gets places per group against who needs them (the fairness report's section).
+
+The fitted :class:`~overblik.experiments._effects_model.EffectsModel` travels inside the
+registered model version (the service's ``/recommend`` and ``/allocate``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from overblik.experiments._config import ExperimentConfig
+from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
+from overblik.fairness._places import PlacesReport, places_by_group
+from overblik.features._effects_data import CONTROL, EffectsDataset, build_effects_dataset
+from overblik.features._feature_spec import parse_feature_spec
+from overblik.features._tables import EventTables
+from overblik.models import (
+    Allocation,
+    DRLearner,
+    MultiProgrammeEffects,
+    PolicyComparison,
+    TemporalSplit,
+    allocate,
+    compare_policies,
+    dr_scores,
+    plot_overlap,
+    plot_uplift_curves,
+    price_of_fairness,
+    qini_curve,
+    split_masks,
+    uplift_metrics,
+)
+
+__all__ = ["EFFECTS_ARTIFACTS", "EffectsRun", "log_effects", "run_effects"]
+
+ProgressFn = Callable[[str, int, int], None]
+EFFECTS_ARTIFACTS = "effects"
+MIN_ARM_ROWS = 10  # held-out rows per arm below which a programme's ranking is not evaluated
+
+
+@dataclass(frozen=True)
+class EffectsRun:
+    """What the effects step produced (nothing is logged yet)."""
+
+    model: EffectsModel
+    metrics: dict[str, float]
+    comparison: PolicyComparison | None
+    allocation: Allocation | None
+    prices: dict[str, float] | None
+    places: PlacesReport | None
+    test: pd.DataFrame  # test rows: ids, programme received, outcome, estimates, allocation
+    warnings: tuple[str, ...]
+    figures: dict[str, Figure] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON summary logged as ``effects/summary.json``."""
+        model = self.model
+        return {
+            "outcome": model.outcome, "trained_until": model.trained_until,
+            "programmes": {p: {"places": model.places[j], "cost": model.costs[j],
+                               "ate": model.effects.ate_[p].as_dict(),
+                               "att": model.effects.att_[p].as_dict(),
+                               "trimmed_share": model.effects.overlap_[p].trimmed_share}
+                           for j, p in enumerate(model.programmes)},
+            "budget": model.budget,
+            "allocation": None if self.comparison is None else {
+                "judged_by": self.comparison.judged_by,
+                "policies": self.comparison.as_rows()},
+            "price_of_access_constraint": self.prices,
+            "warnings": list(self.warnings),
+        }
+
+
+def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSplit, *,
+                risk_model: Any, progress: ProgressFn | None = None) -> EffectsRun:
+    """Fit, evaluate and allocate (see the module docstring); nothing is logged.
+
+    Parameters
+    ----------
+    config
+        The experiment; its ``effects`` section must be set.
+    tables
+        Clean data.
+    split
+        The risk model's last temporal split (training rows and test date).
+    risk_model
+        The registered risk model (``predict_proba``): the ``risk`` policy ranks by it.
+    progress
+        ``progress(description, done, total)``.
+    """
+    section = config.effects
+    if section is None:
+        raise ValueError("the experiment has no effects section")
+    step = progress or (lambda *_: None)
+    programmes = list(section.programmes)
+    total = len(programmes) + 3
+    step("effects: cohort, programmes and profiles", 0, total)
+    data = build_effects_dataset(tables, parse_feature_spec(config.features, section="features"),
+                                 cohort_name=config.cohort, as_of=config.as_of.dates(),
+                                 horizon_days=config.label.horizon_days, programmes=programmes)
+    train, test = split_masks(data.rows["as_of"], split)
+    X = data.X.to_numpy(dtype=np.float64)
+    person = data.rows["person_id"].astype(str).to_numpy()
+    notes: list[str] = []
+    for p in programmes:
+        n_treated = int(((data.programme == p) & train).sum())
+        if n_treated < 2 * MIN_ARM_ROWS:
+            raise ValueError(f"programme {p!r} has {n_treated} training rows that got it; "
+                             "too few to estimate its effect: train on more as-of dates or "
+                             "remove it from the effects section")
+    step(f"effects: fitting {', '.join(programmes)}", 1, total)
+    effects = MultiProgrammeEffects(
+        learner=DRLearner(n_bootstrap=section.n_bootstrap, trim=section.trim,
+                          random_state=config.seed),
+        programmes=programmes, control=CONTROL)
+    effects.fit(X[train], data.programme[train], data.y[train], groups=person[train])
+    model = EffectsModel(
+        effects=effects, programmes=tuple(programmes),
+        costs=tuple(section.programmes[p].cost for p in programmes),
+        places=tuple(section.programmes[p].places for p in programmes),
+        budget=section.budget, outcome=data.outcome,
+        feature_names=tuple(str(c) for c in data.X.columns),
+        trained_until=max(split.train_as_of).date().isoformat())
+    metrics = _average_metrics(model, data, train)
+    for p, report in effects.overlap_.items():
+        if report.trimmed_share > 0.1:
+            notes.append(f"{p}: {report.trimmed_share:.0%} of the training rows are outside "
+                         f"the propensity bounds {list(section.trim)} (poor overlap)")
+    est = effects.effect(X[test])
+    low, high = effects.effect_interval(X[test])
+    risk = np.asarray(risk_model.predict_proba(data.X.loc[test])[:, 1], dtype=np.float64)
+    figures: dict[str, Figure] = {}
+    phi = np.full((int(test.sum()), len(programmes)), np.nan)
+    for j, p in enumerate(programmes):
+        step(f"effects: evaluating {p} on the test date", 2 + j, total)
+        figures[f"overlap_{p}.png"] = plot_overlap(
+            effects.learners_[p].propensity_, data.treatment(p)[train][
+                (data.programme[train] == p) | (data.programme[train] == CONTROL)],
+            trim=section.trim, title=f"Propensity overlap: {p} (training rows)")
+        found = _evaluate(p, j, data, test, X, person, est, risk, config.seed, metrics,
+                          figures, notes)
+        if found is not None:
+            rows, values = found
+            phi[rows, j] = values
+    step("effects: allocating the places", total - 1, total)
+    frame = data.rows.loc[test, ["person_id", "as_of"]].reset_index(drop=True).assign(
+        programme=data.programme[test], y=data.y[test], risk=risk,
+        **{f"effect_{p}": est[:, j] for j, p in enumerate(programmes)},
+        **{f"ci_low_{p}": low[:, j] for j, p in enumerate(programmes)},
+        **{f"ci_high_{p}": high[:, j] for j, p in enumerate(programmes)})
+    pool = data.programme[test] == CONTROL
+    comparison = allocation = prices = places = None
+    frame["allocated"] = ""
+    if pool.any():
+        budget = math.inf if section.budget is None else section.budget
+        common: dict[str, Any] = {"places": model.places, "costs": model.costs,
+                                  "budget": budget}
+        sensitive = data.sensitive.loc[test].reset_index(drop=True)
+        access = section.access
+        if access is not None:
+            groups = sensitive.loc[pool, access.attribute].astype("string").fillna(
+                "(missing)").to_numpy()
+            allocation = allocate(est[pool], groups=groups, max_access_gap=access.max_gap,
+                                  **common)
+            prices = price_of_fairness(est[pool], groups=groups,
+                                       max_access_gap=access.max_gap, **common)
+        else:
+            allocation = allocate(est[pool], **common)
+        names = np.array(["", *programmes], dtype=object)
+        frame.loc[pool, "allocated"] = names[allocation.assignment + 1]
+        places = places_by_group(
+            allocation.assignment, data.y[test][pool] == 0, est[pool].max(axis=1) > 0,
+            sensitive.loc[pool, list(config.sensitive_attributes)].reset_index(drop=True),
+            programmes=programmes, min_count=config.fairness.min_count)
+        if np.isfinite(phi[pool]).all():
+            comparison = compare_policies(est[pool], risk=risk[pool], judge=phi[pool],
+                                          **common)
+        else:
+            notes.append("allocation by effect, by risk and at random not compared: a "
+                         "programme's held-out scores are missing (too few rows got it on "
+                         "the test date)")
+        metrics.update(_allocation_metrics(comparison, allocation, prices))
+    return EffectsRun(model=model, metrics=metrics, comparison=comparison,
+                      allocation=allocation, prices=prices, places=places, test=frame,
+                      warnings=tuple(notes), figures=figures)
+
+
+def _average_metrics(model: EffectsModel, data: EffectsDataset, train: np.ndarray
+                     ) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in model.programmes:
+        learner = model.effects.learners_[p]
+        prefix = f"effects_{p}_"
+        for name, iv in (("ate", learner.ate_), ("att", learner.att_)):
+            out.update({f"{prefix}{name}": iv.estimate, f"{prefix}{name}_ci_low": iv.ci_low,
+                        f"{prefix}{name}_ci_high": iv.ci_high})
+        out[f"{prefix}naive_difference"] = learner.naive_difference_
+        out[f"{prefix}trimmed_share"] = learner.overlap_.trimmed_share
+        out[f"{prefix}n_treated"] = float(((data.programme == p) & train).sum())
+    return out
+
+
+def _evaluate(p: str, j: int, data: EffectsDataset, test: np.ndarray, X: np.ndarray,
+              person: np.ndarray, est: np.ndarray, risk: np.ndarray, seed: int,
+              metrics: dict[str, float], figures: dict[str, Figure], notes: list[str]
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Held-out DR scores of one programme's contrast: metrics, Qini plot, scores per row."""
+    received = data.programme[test]
+    contrast = (received == p) | (received == CONTROL)
+    t = (received[contrast] == p).astype(np.int_)
+    if t.sum() < MIN_ARM_ROWS or (1 - t).sum() < MIN_ARM_ROWS:
+        notes.append(f"{p}: {int(t.sum())} test rows got it; its ranking is not evaluated "
+                     f"(needs {MIN_ARM_ROWS})")
+        return None
+    rows = np.flatnonzero(test)[contrast]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            scores = dr_scores(X[rows], t, data.y[rows], groups=person[rows],
+                               n_folds=min(5, int(t.sum())), random_state=seed)
+    except ValueError as exc:
+        notes.append(f"{p}: held-out scores could not be fitted ({exc})")
+        return None
+    prefix = f"effects_{p}_test_"
+    metrics.update(uplift_metrics(est[contrast, j], scores, groups=person[rows],
+                                  random_state=seed, prefix=prefix))
+    curves = {"by estimated effect": qini_curve(est[contrast, j], scores),
+              "by risk": qini_curve(risk[contrast], scores)}
+    metrics[f"{prefix}qini_area_by_risk"] = curves["by risk"].area()
+    figures[f"qini_{p}.png"] = plot_uplift_curves(
+        {k: (c.share, c.gain) for k, c in curves.items()},
+        title=f"Qini curves on the test date: {p}",
+        ylabel="reduction of the bad outcome per person")
+    return np.flatnonzero(contrast), scores.phi
+
+
+def _allocation_metrics(comparison: PolicyComparison | None, allocation: Allocation,
+                        prices: dict[str, float] | None) -> dict[str, float]:
+    out = {} if comparison is None else {
+        f"allocation_benefit_{k}": v for k, v in comparison.benefit.items()}
+    out.update({"allocation_places": float(allocation.places_used.sum()),
+                "allocation_cost": allocation.cost,
+                "allocation_expected_benefit": allocation.expected_benefit})
+    if prices:
+        out.update({f"allocation_{k}": v for k, v in prices.items()})
+    return out
+
+
+def log_effects(run: EffectsRun, folder: Path) -> Path:
+    """Log metrics, plots and tables to the active run; return the saved model's path.
+
+    The model file itself is logged with the registered model (``effects.joblib``).
+    """
+    import matplotlib.pyplot as plt
+
+    mlflow.log_metrics(run.metrics)
+    for name, figure in run.figures.items():
+        mlflow.log_figure(figure, f"{EFFECTS_ARTIFACTS}/{name}")
+        plt.close(figure)
+    mlflow.log_text(json.dumps(run.summary(), indent=1, default=_json_default),
+                    f"{EFFECTS_ARTIFACTS}/summary.json")
+    if run.comparison is not None:
+        mlflow.log_text(pd.DataFrame(run.comparison.as_rows()).to_csv(index=False),
+                        f"{EFFECTS_ARTIFACTS}/allocation_comparison.csv")
+    if run.places is not None:
+        mlflow.log_text(run.places.table().to_csv(index=False),
+                        f"{EFFECTS_ARTIFACTS}/places_by_group.csv")
+    test_path = folder / "test_effects.parquet"
+    run.test.to_parquet(test_path, index=False)
+    mlflow.log_artifact(str(test_path), EFFECTS_ARTIFACTS)
+    if run.warnings:
+        mlflow.log_text("\n".join(run.warnings) + "\n", f"{EFFECTS_ARTIFACTS}/warnings.txt")
+    return run.model.save(folder / EFFECTS_FILE)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
