@@ -29,6 +29,7 @@ class PlacesGroup:
     in_need: int
     expected_to_benefit: int
     places: int
+    places_in_need: int  # places given to the group's citizens in need
     suppressed: bool
 
 
@@ -59,8 +60,8 @@ class PlacesReport:
                 "need_share": np.nan if hidden else _share(g.in_need, need),
                 "benefit_share": np.nan if hidden else _share(g.expected_to_benefit, benefit),
                 "place_share": np.nan if hidden else _share(g.places, places),
-                "in_need_place_rate": np.nan if hidden else _share(
-                    g.places, g.in_need) if g.in_need else np.nan,
+                "in_need_place_rate": np.nan if hidden else _share(g.places_in_need,
+                                                                   g.in_need),
             })
         frame = pd.DataFrame.from_records(
             records, columns=["attribute", "group", "n", "need_share", "benefit_share",
@@ -121,7 +122,8 @@ def places_by_group(assignment: npt.ArrayLike, in_need: npt.ArrayLike,
             groups.append(PlacesGroup(
                 attribute=str(attribute), group=str(value), n=size,
                 in_need=int(need[sel].sum()), expected_to_benefit=int(benefit[sel].sum()),
-                places=int(given[sel].sum()), suppressed=size < min_count))
+                places=int(given[sel].sum()), places_in_need=int((given & need)[sel].sum()),
+                suppressed=size < min_count))
     return PlacesReport(groups=tuple(groups), total_in_need=int(need.sum()),
                         total_places=int(given.sum()), min_count=min_count,
                         programmes=tuple(programmes))

@@ -21,19 +21,22 @@ def _planted() -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.DataFrame]:
     assignment = np.full(1000, -1)
     assignment[:90] = 0  # 90 places to Danish citizens in need
     assignment[690:700] = 1  # 10 places to immigrants in need
+    assignment[800:805] = 1  # and 5 to immigrants not in need (expected to benefit all the same)
     benefit = need.copy()
+    benefit[800:805] = True
     return assignment, need, benefit, pd.DataFrame({"origin": origin})
 
 
 def test_counts_and_shares_per_group() -> None:
     assignment, need, benefit, sensitive = _planted()
     report = places_by_group(assignment, need, benefit, sensitive, programmes=("a", "b"))
-    assert report.total_places == 100 and report.total_in_need == 200
+    assert report.total_places == 105 and report.total_in_need == 200
     immigrants = report.group("origin", "immigrant")
-    assert (immigrants.n, immigrants.in_need, immigrants.places) == (300, 60, 10)
+    assert (immigrants.n, immigrants.in_need, immigrants.places) == (300, 60, 15)
+    assert immigrants.places_in_need == 10
     table = report.table().set_index("group")
     assert table.loc["immigrant", "need_share"] == pytest.approx(0.30)
-    assert table.loc["immigrant", "place_share"] == pytest.approx(0.10)
+    assert table.loc["immigrant", "place_share"] == pytest.approx(15 / 105)
     assert table.loc["immigrant", "in_need_place_rate"] == pytest.approx(10 / 60)
     assert table.loc["danish", "in_need_place_rate"] == pytest.approx(90 / 140)
     # Ten descendants: below the minimum count, no number shown.
@@ -58,6 +61,6 @@ def test_the_report_shows_the_places_section_in_both_languages() -> None:
         assert "mentor" in page
     rows = table_rows(html)
     # A group is suppressed, so counts are rounded (≈) and shares shown as percentages.
-    assert "Herkomst indvandrere ≈300 30,0 % 30,0 % 10,0 % 16,7 %" in rows
-    assert "Origin immigrants ≈300 30.0% 30.0% 10.0% 16.7%" in rows
+    assert "Herkomst indvandrere ≈300 30,0 % 31,7 % 14,3 % 16,7 %" in rows
+    assert "Origin immigrants ≈300 30.0% 31.7% 14.3% 16.7%" in rows
     assert any("efterkommere" in r and SUPPRESSED in r for r in rows)
