@@ -81,6 +81,7 @@ demo: env  ## the main job on the embedded default: generate, ingest, train (MLf
 	$(RUN) keys create --role caseworker-system --name "Demo caseworker system" > $(DEMO_DIR)/demo-api-key.txt
 	@echo "Serving the approved model on http://127.0.0.1:$(DEMO_PORT) (Swagger UI: /docs; Ctrl-C stops). In another terminal:"
 	@$(RUN) example-request --raw $(DEMO_DIR)/municipality/raw --api-key-file $(DEMO_DIR)/demo-api-key.txt --port $(DEMO_PORT)
+	@$(RUN) example-request --raw $(DEMO_DIR)/municipality/raw --api-key-file $(DEMO_DIR)/demo-api-key.txt --port $(DEMO_PORT) --endpoint recommend
 	$(RUN) serve --demo-key --port $(DEMO_PORT)
 
 bench: env  ## benchmarks in tests/perf (prints tables with ratios)

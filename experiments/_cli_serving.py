@@ -67,7 +67,8 @@ def serve(
         "--check", help="Load and check everything, print what would be served, and exit.")
     ] = False,
 ) -> None:
-    """Serve the approved model: `bentoml serve` with scores, reasons, keys and audit log.
+    """Serve the approved model: `bentoml serve` with scores, reasons, programme effects
+    (when the version has effect models), keys and audit log.
 
     Before starting it loads the version behind the alias with its feature spec, the profile
     store and the key, and refuses to start (exit 2, one clear message) if the version is
@@ -94,6 +95,13 @@ def serve(
     out_console.print(f"[bold]{m.name}[/] version {m.version} ({m.alias}), approved by "
                       f"{m.approval.by} on {m.approval.at}; {len(engine.store):,} profiles as "
                       f"of {engine.store.meta.as_of}; store {engine.audit.db.redacted_url}")
+    if m.effects is not None:
+        offers = ", ".join(f"{p} ({n} places)" for p, n in
+                           zip(m.effects.programmes, m.effects.places, strict=True))
+        out_console.print(f"effect models: {offers}; /recommend and /allocate answer")
+    else:
+        console.print("[yellow]no effect models:[/] /recommend and /allocate answer 409; add an "
+                      "`effects:` section to the experiment file and retrain to get them")
     if not any(k.role == "caseworker-system" for k in keys):
         console.print("[yellow]no active caseworker-system key:[/] create one with "
                       "`overblik keys create --role caseworker-system --name NAME`")
@@ -191,8 +199,12 @@ def example_request(
         help="Profile store (default: data/profiles/MODEL.parquet).")] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the service.")] = 3000,
     host: Annotated[str, typer.Option(help="Host of the service.")] = "127.0.0.1",
+    endpoint: Annotated[str, typer.Option(
+        help="`score` (risk with reasons) or `recommend` (programme effects; the version "
+             "needs effect models).")] = "score",
 ) -> None:
-    """Print a ready curl for POST /score on a synthetic citizen in the profile store.
+    """Print a ready curl for POST /score or /recommend on a synthetic citizen in the
+    profile store.
 
     Demo data only: it refuses a profile store that was not built from synthetic data
     pseudonymised with the public demo key (a real CPR number is never printed). The key is
@@ -208,6 +220,8 @@ def example_request(
     store = profiles or default_profile_store(model)
     population = raw / "population.parquet"
     try:
+        if endpoint not in ("score", "recommend"):
+            raise InputError(f"--endpoint {endpoint!r}: give score or recommend")
         if not store.is_file():
             raise InputError(f"no profile store at {store}: run `overblik profiles` first")
         meta = json.loads((pq.read_schema(store).metadata or {}).get(b"overblik", b"{}"))
@@ -230,7 +244,7 @@ def example_request(
         fail(str(exc))
         return
     body = json.dumps({"cpr": cpr, "top": 3})
-    print(f"curl -s -X POST http://{host}:{port}/score "
+    print(f"curl -s -X POST http://{host}:{port}/{endpoint} "
           f"-H \"Authorization: Bearer $(cat {api_key_file})\" "
           f"-H 'Content-Type: application/json' -H 'Accept-Language: en' -d '{body}'")
 

@@ -10,6 +10,7 @@ from typing import Any
 from overblik.serving._auditlog import AuditEntry, AuditLog, StoredEntry, Verification
 from overblik.serving._cpr import CPR_IN_TEXT, check_cpr, cpr_birth_date
 from overblik.serving._database import Database, open_database
+from overblik.serving._effects import EffectsScorer
 from overblik.serving._engine import NOTICE, ApiError, RequestRecord, ScoringEngine
 from overblik.serving._keys import ROLES, ApiKey, KeyStore, Role
 from overblik.serving._model import ServedModel, StartupError, load_served_model
@@ -22,7 +23,10 @@ from overblik.serving._profile_store import (
 from overblik.serving._reasons import Explainer, Language, format_value, pick_language
 from overblik.serving._routes import ROUTES, RouteRule, match_route
 from overblik.serving._schemas import (
+    MAX_ALLOCATE,
     MAX_BATCH,
+    AllocateRequest,
+    AllocateResponse,
     BatchRequest,
     BatchResponse,
     ExplainRequest,
@@ -30,6 +34,8 @@ from overblik.serving._schemas import (
     FeedbackRequest,
     FeedbackResponse,
     MetadataResponse,
+    RecommendRequest,
+    RecommendResponse,
     ScoreRequest,
     ScoreResponse,
 )
@@ -37,10 +43,13 @@ from overblik.serving._settings import ServingSettings, default_profile_store, d
 
 __all__ = [
     "CPR_IN_TEXT",
+    "MAX_ALLOCATE",
     "MAX_BATCH",
     "NOTICE",
     "ROLES",
     "ROUTES",
+    "AllocateRequest",
+    "AllocateResponse",
     "ApiError",
     "ApiKey",
     "AuditEntry",
@@ -48,6 +57,7 @@ __all__ = [
     "BatchRequest",
     "BatchResponse",
     "Database",
+    "EffectsScorer",
     "ExplainRequest",
     "ExplainResponse",
     "Explainer",
@@ -58,6 +68,8 @@ __all__ = [
     "MetadataResponse",
     "ProfileStore",
     "ProfileStoreMeta",
+    "RecommendRequest",
+    "RecommendResponse",
     "RequestRecord",
     "Role",
     "RouteRule",

@@ -1,8 +1,9 @@
 """CPR numbers at the service's edge: check the shape and the birth date, never echo them.
 
-A CPR number arrives only in ``/score``, ``/score/batch`` and ``/explain``; it is checked here,
-pseudonymised with the ingest key (:func:`overblik.features._pseudonym.pseudonymise_one`) and
-dropped. Error messages never contain the number itself.
+A CPR number arrives only in ``/score``, ``/score/batch``, ``/explain`` and ``/recommend``; it
+is checked here, pseudonymised with the ingest key
+(:func:`overblik.features._pseudonym.pseudonymise_one`) and dropped. Error messages never
+contain the number itself.
 """
 
 from __future__ import annotations

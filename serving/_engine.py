@@ -16,6 +16,7 @@ up to the booster's margin.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,17 +29,23 @@ import pandas as pd
 from overblik.features._pseudonym import PseudonymKey, load_key, pseudonymise_one
 from overblik.serving._auditlog import AuditLog, AuditWriter
 from overblik.serving._database import open_database
+from overblik.serving._effects import EFFECT_SCALE, NO_EFFECTS, EffectsScorer, suggest
 from overblik.serving._keys import KeyStore
 from overblik.serving._model import ServedModel, StartupError, load_served_model
 from overblik.serving._profile_store import ProfileStore
 from overblik.serving._reasons import Explainer, Language, ReasonText, reasons_for
 from overblik.serving._routes import ROUTES, RouteRule
 from overblik.serving._schemas import (
+    AllocatedCitizen,
+    AllocateRequest,
+    AllocateResponse,
+    AllocationTotals,
     BatchRequest,
     BatchResponse,
     BatchResult,
     Citizen,
     Contribution,
+    EffectsInfo,
     ExplainRequest,
     ExplainResponse,
     FeedbackRequest,
@@ -46,6 +53,8 @@ from overblik.serving._schemas import (
     MetadataResponse,
     ModelRef,
     Reason,
+    RecommendRequest,
+    RecommendResponse,
     RiskBand,
     ScoreRequest,
     ScoreResponse,
@@ -145,6 +154,8 @@ class ScoringEngine:
         self._column = {n: j for j, n in enumerate(self._names)}
         self.ref = ModelRef(name=model.name, version=model.version, alias=model.alias)
         self.rules = {r.path: r for r in ROUTES}
+        self.effects = (None if model.effects is None
+                        else EffectsScorer(model.effects, model.features))
 
     @classmethod
     def start(cls, settings: ServingSettings) -> ScoringEngine:
@@ -196,6 +207,11 @@ class ScoringEngine:
         gap = np.abs(self.explainer.base_value + contrib.sum(axis=1) - self.explainer.margin(X))
         if gap.max() > 1e-6:
             raise StartupError(f"SHAP values do not add up to the margin (off by {gap.max():g})")
+        if self.effects is not None:
+            off = self.effects.check(X)
+            if off > 1e-6:
+                raise StartupError(f"the effect models' contributions do not add up to their "
+                                   f"effects (off by {off:g}); register the model again")
 
     # --- the pieces ---------------------------------------------------------------------
     def _probability(self, X: F64) -> F64:
@@ -243,6 +259,12 @@ class ScoringEngine:
             return row, "profile_store"
         assert citizen.features is not None
         return self._payload_row(citizen.features, f"{prefix}features"), "payload"
+
+    def _need_effects(self) -> EffectsScorer:
+        if self.effects is None:
+            raise ApiError(409, f"{self.model.name} version {self.model.version} "
+                           f"{NO_EFFECTS}")
+        return self.effects
 
     def _not_found(self) -> str:
         return (f"no citizen with this CPR number in the profile store of "
@@ -336,14 +358,92 @@ class ScoringEngine:
             source=source, as_of=self.store.meta.as_of if source == "profile_store" else None,
             language=lang, notice=NOTICE[lang])
 
+    def recommend(self, request: RecommendRequest, lang: Language, record: RequestRecord
+                  ) -> RecommendResponse:
+        """``POST /recommend``: every programme's effect for one citizen, largest first."""
+        _one_thread()
+        rule = self.rules["/recommend"]
+        self._check_identify(request, rule, record, "cpr")
+        effects = self._need_effects()
+        row, source = self._row(request, rule, record)
+        top = self.settings.top_reasons if request.top is None else request.top
+        programmes = effects.recommend(row, lang, top)
+        suggested = suggest(programmes)
+        record.summary = {"source": source, "suggested": suggested,
+                          "effects": {p.programme: round(p.effect, 6) for p in programmes}}
+        return RecommendResponse(
+            request_id=record.request_id, model=self.ref, outcome=effects.model.outcome,
+            horizon_days=self.model.config.label.horizon_days, programmes=programmes,
+            suggested=suggested, scale=EFFECT_SCALE[lang], source=source,
+            as_of=self.store.meta.as_of if source == "profile_store" else None,
+            language=lang, notice=NOTICE[lang])
+
+    def allocate(self, request: AllocateRequest, lang: Language, record: RequestRecord
+                 ) -> AllocateResponse:
+        """``POST /allocate``: the best places for a list of citizens (feature payloads)."""
+        _one_thread()
+        effects = self._need_effects()
+        known = set(effects.programmes)
+        for name in ("places", "costs"):
+            named: dict[str, Any] = getattr(request, name) or {}
+            unknown = sorted(set(named) - known)
+            if unknown:
+                raise ApiError(422, f"{', '.join(unknown)} is not a programme of version "
+                               f"{self.model.version}; its programmes are "
+                               f"{', '.join(effects.programmes)}", f"{name}.{unknown[0]}")
+        seen: dict[str, int] = {}
+        rows: list[F64] = []
+        for i, citizen in enumerate(request.citizens):
+            if citizen.ref in seen:
+                raise ApiError(422, f"repeats the ref of citizens[{seen[citizen.ref]}]; give "
+                               "each citizen its own ref", f"citizens[{i}].ref")
+            seen[citizen.ref] = i
+            rows.append(self._payload_row(citizen.features, f"citizens[{i}].features"))
+        X = np.vstack(rows) if rows else np.empty((0, len(self._names)))
+        planned = effects.allocate(X, places=request.places, costs=request.costs,
+                                   budget=request.budget)
+        a, est, names = planned.allocation, planned.estimates, effects.programmes
+        citizens = []
+        for i, citizen in enumerate(request.citizens):
+            j = int(a.assignment[i])
+            citizens.append(AllocatedCitizen(
+                ref=citizen.ref, programme=names[j] if j >= 0 else None,
+                expected_benefit=float(est.effect[i, j]) if j >= 0 else None,
+                extrapolated=bool(est.extrapolated[i, j]) if j >= 0 else None))
+        given = a.assignment >= 0
+        extrapolated = int(est.extrapolated[given, a.assignment[given]].sum())
+        totals = AllocationTotals(
+            citizens=len(citizens), assigned=int(given.sum()),
+            expected_benefit=float(a.expected_benefit),
+            upper_bound=None if math.isnan(a.upper_bound) else float(a.upper_bound),
+            places_used={p: int(a.places_used[j]) for j, p in enumerate(names)},
+            places=dict(zip(names, planned.places, strict=True)),
+            costs=dict(zip(names, planned.costs, strict=True)), cost=float(a.cost),
+            budget=planned.budget, status=a.status, method=a.method)
+        notes = [f"{extrapolated} of the places go to citizens whose effect is an "
+                 "extrapolation (unlike anyone who got the programme)"] if extrapolated else []
+        access = self.model.config.effects.access if self.model.config.effects else None
+        if access is not None:
+            notes.append(f"the experiment's access constraint (at most {access.max_gap:.0%} "
+                         f"between groups of {access.attribute}) is not applied: payloads "
+                         "carry no sensitive attributes")
+        record.summary = {"n": totals.citizens, "assigned": totals.assigned,
+                          "places_used": totals.places_used, "cost": round(totals.cost, 6),
+                          "budget": totals.budget,
+                          "expected_benefit": round(totals.expected_benefit, 6),
+                          "status": totals.status, "method": totals.method}
+        return AllocateResponse(request_id=record.request_id, model=self.ref,
+                                outcome=effects.model.outcome, citizens=citizens,
+                                totals=totals, notes=notes, notice=NOTICE[lang])
+
     def feedback(self, request: FeedbackRequest, record: RequestRecord) -> FeedbackResponse:
         """``POST /feedback``: the decision joins its request in the audit log."""
         base, _, item = request.request_id.partition("-")
         scored = self.audit.find(base)
-        if scored is None or scored.entry.endpoint not in ("/score", "/score/batch") \
-                or scored.entry.status != 200:
-            raise ApiError(404, "no successful /score or /score/batch request has this id",
-                           "request_id")
+        if scored is None or scored.entry.status != 200 \
+                or scored.entry.endpoint not in ("/score", "/score/batch", "/recommend"):
+            raise ApiError(404, "no successful /score, /score/batch or /recommend request has "
+                           "this id", "request_id")
         pseudonyms = scored.entry.pseudonyms
         if scored.entry.endpoint == "/score/batch":
             if not item:
@@ -386,7 +486,9 @@ class ScoringEngine:
                         "high": f"probability >= {high}"},
             explanation=SCALE["en"], notice=dict(NOTICE), demo_data=m.demo_data,
             roles={r.path: sorted(r.roles) if r.roles is not None else ["public"]
-                   for r in ROUTES})
+                   for r in ROUTES},
+            effects=self.effects.info() if self.effects is not None else EffectsInfo(
+                available=False, how_to=f"this version {NO_EFFECTS}"))
 
     def verify(self) -> VerifyResponse:
         """``GET /audit/verify``."""

@@ -76,7 +76,7 @@ def _field_path(loc: list[Any]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part != "root":
+        elif part not in ("root", "[key]"):  # "[key]": the dict key itself is at fault
             name = str(part)
             if not _SAFE_KEY.match(name) or CPR_IN_TEXT.search(name):
                 name = "<key>"
@@ -241,11 +241,13 @@ class AccessAuditMiddleware:
         if kind != "application/json":
             raise _Reply(415, "send the body as JSON (Content-Type: application/json)",
                          "Content-Type")
-        limit = engine.settings.max_body_bytes
+        limit = engine.settings.max_bulk_body_bytes if rule.bulk else \
+            engine.settings.max_body_bytes
+        too_large = f"the body is larger than {limit:,} bytes; " + (
+            "send fewer citizens" if rule.bulk else "split the batch")
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise _Reply(413, f"the body is larger than {limit:,} bytes; split the batch",
-                         "body")
+            raise _Reply(413, too_large, "body")
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -255,8 +257,7 @@ class AccessAuditMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise _Reply(413, f"the body is larger than {limit:,} bytes; split the batch",
-                             "body")
+                raise _Reply(413, too_large, "body")
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break

@@ -5,6 +5,12 @@ the ethics board has not approved, loads the estimator and its feature list, rea
 resolved experiment config, and checks that all three agree (same features, same order, same
 config hash as the version's tag). Any failure is one :class:`StartupError` that says what is
 wrong and what to do: the service never starts half-working.
+
+A version trained with an ``effects:`` section also carries its effect models
+(``artifacts/effects.joblib``, an :class:`~overblik.experiments._effects_model.EffectsModel`):
+they must be readable and fitted on the risk model's features. A version without the file
+serves scores only (``ServedModel.effects`` is None; ``/recommend`` and ``/allocate`` say how
+to get them).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 from overblik.experiments._approval import Approval, approval_of
 from overblik.experiments._config import ExperimentConfig
+from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
 from overblik.features._errors import InputError
 from overblik.features._feature_spec import FeatureDef, expand, parse_feature_spec
 from overblik.models._estimators import LightGBMRisk
@@ -43,6 +50,7 @@ class ServedModel:
     approval: Approval
     metrics: dict[str, float]
     demo_data: bool
+    effects: EffectsModel | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -101,6 +109,32 @@ def _load_features(name: str, version: str, folder: Path) -> tuple[FeatureDef, .
         return tuple(FeatureDef(**row) for row in rows)
     except (ValueError, TypeError) as exc:
         raise _fail(name, version, f"the feature list {path} is corrupt ({exc})") from None
+
+
+def _load_effects(name: str, version: str, folder: Path, features: tuple[FeatureDef, ...]
+                  ) -> EffectsModel | None:
+    """The version's effect models, None when it was trained without an effects section."""
+    path = folder / EFFECTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        effects = EffectsModel.load(path)
+    except Exception as exc:  # a corrupt pickle raises anything from EOFError to KeyError
+        raise _fail(name, version, f"the effect models {path} are corrupt "
+                    f"({type(exc).__name__}); register the model again with `overblik train`"
+                    ) from None
+    names = tuple(f.name for f in features)
+    if tuple(effects.feature_names) != names:
+        raise _fail(name, version, f"the effect models {path} were fitted on other features "
+                    f"than the risk model ({len(effects.feature_names)} vs {len(names)} "
+                    "columns); the model files do not belong together: register the model "
+                    "again with `overblik train`")
+    sizes = {len(effects.programmes), len(effects.costs), len(effects.places)}
+    if not effects.programmes or len(sizes) != 1:
+        raise _fail(name, version, f"the effect models {path} list {len(effects.programmes)} "
+                    f"programmes with {len(effects.costs)} costs and {len(effects.places)} "
+                    "places; register the model again with `overblik train`")
+    return effects
 
 
 def _load_config(name: str, version: str, run_id: str) -> ExperimentConfig:
@@ -163,7 +197,8 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
     ------
     StartupError
         Saying what is wrong (no such model or alias, not approved, files missing or
-        corrupt, files that do not belong together) and what to do.
+        corrupt, files that do not belong together) and what to do. A missing effects
+        file is not an error (``effects`` is None); a corrupt or mismatched one is.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -194,10 +229,12 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
     features = _load_features(name, version, folder)
     config = _load_config(name, version, mv.run_id)
     _check_agree(name, version, estimator, features, config, mv.tags.get("overblik.config_hash"))
+    effects = _load_effects(name, version, folder, features)
     run = client.get_run(mv.run_id)
     metrics = {m: float(run.data.metrics[f"test_lightgbm_{m}"]) for m in _METRICS
                if f"test_lightgbm_{m}" in run.data.metrics}
     return ServedModel(name=name, version=version, alias=alias, run_id=mv.run_id, config=config,
                        features=features, estimator=estimator, approval=approval,
                        metrics=metrics,
-                       demo_data=run.data.tags.get("overblik.demo_data") == "true")
+                       demo_data=run.data.tags.get("overblik.demo_data") == "true",
+                       effects=effects)

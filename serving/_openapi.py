@@ -23,11 +23,13 @@ _ERRORS = {
     "401": "Missing, unknown or revoked API key.",
     "403": "The key's role may not use this endpoint.",
     "404": "Unknown citizen (not in the profile store) or unknown request id.",
+    "409": "The served version has no effect models (/recommend, /allocate).",
     "413": "Body too large.",
     "415": "Body is not JSON.",
     "422": "Malformed or out-of-range request; `fields` names each bad field.",
     "503": "The audit log cannot be written: nothing is answered unaudited.",
 }
+_EFFECT_ROUTES = ("/recommend", "/allocate")
 _GET_MODELS: dict[str, type[BaseModel]] = {"/metadata": MetadataResponse,
                                            "/audit/verify": VerifyResponse}
 
@@ -83,7 +85,8 @@ def openapi_document(bentoml_spec: dict[str, Any]) -> dict[str, Any]:
         responses = {k: v for k, v in operation.get("responses", {}).items()
                      if k not in ("400", "404", "500")}
         wanted = ("401", "403", "404", "422", "503") if rule.method == "GET" and \
-            rule.path != "/metadata" else tuple(errors)
+            rule.path != "/metadata" else tuple(
+                c for c in errors if c != "409" or rule.path in _EFFECT_ROUTES)
         responses.update({code: errors[code] for code in wanted})
         operation["responses"] = responses
     doc["components"]["securitySchemes"] = {
@@ -94,7 +97,9 @@ def openapi_document(bentoml_spec: dict[str, Any]) -> dict[str, Any]:
         "title": "overblik scoring service",
         "version": version("overblik"),
         "description": (
-            "Risk scores with reasons for caseworker systems. Every request needs "
+            "Risk scores with reasons for caseworker systems, and the estimated effects of "
+            "programmes (/recommend) and the allocation of their places (/allocate) when "
+            "the served version has effect models. Every request needs "
             "`Authorization: Bearer <key>`; each key has one role (caseworker-system, analyst, "
             "auditor, admin) and each endpoint says which roles may call it. Every request is "
             "written to a hash-chained audit log (who, what, about whom by pseudonym, which "

@@ -21,8 +21,8 @@ import numpy.typing as npt
 from overblik.features._feature_spec import FeatureDef
 from overblik.models._estimators import LightGBMRisk
 
-__all__ = ["Explainer", "Language", "ReasonText", "format_value", "pick_language",
-           "positive_class", "reasons_for"]
+__all__ = ["Explainer", "Language", "ReasonText", "effect_reasons_for", "format_value",
+           "pick_language", "positive_class", "reasons_for"]
 
 Language = Literal["da", "en"]
 F64 = npt.NDArray[np.float64]
@@ -136,14 +136,20 @@ class ReasonText:
     sentence: str
 
 
-def _reason(f: FeatureDef, value: float, contribution: float, lang: Language) -> ReasonText:
+_MOVES: dict[str, dict[Language, tuple[str, str]]] = {
+    "risk": {"da": ("trækker risikoen op", "trækker risikoen ned"),
+             "en": ("raises the risk", "lowers the risk")},
+    "effect": {"da": ("øger den forventede effekt", "mindsker den forventede effekt"),
+               "en": ("raises the expected effect", "lowers the expected effect")},
+}
+
+
+def _reason(f: FeatureDef, value: float, contribution: float, lang: Language,
+            of: Literal["risk", "effect"] = "risk") -> ReasonText:
     description = f.description_da if lang == "da" else f.description_en
     shown = format_value(value, f.unit, lang)
     raises = contribution > 0
-    if lang == "da":
-        effect = "trækker risikoen op" if raises else "trækker risikoen ned"
-    else:
-        effect = "raises the risk" if raises else "lowers the risk"
+    effect = _MOVES[of][lang][0 if raises else 1]
     return ReasonText(feature=f.name, description=description,
                       value=None if math.isnan(value) else float(value), value_text=shown,
                       contribution=float(contribution),
@@ -152,7 +158,8 @@ def _reason(f: FeatureDef, value: float, contribution: float, lang: Language) ->
 
 
 def reasons_for(features: tuple[FeatureDef, ...] | list[FeatureDef], values: F64,
-                contributions: F64, lang: Language, top: int | None = None) -> list[ReasonText]:
+                contributions: F64, lang: Language, top: int | None = None,
+                of: Literal["risk", "effect"] = "risk") -> list[ReasonText]:
     """Features of one citizen ordered by the size of their contribution.
 
     Parameters
@@ -165,11 +172,25 @@ def reasons_for(features: tuple[FeatureDef, ...] | list[FeatureDef], values: F64
         ``da`` or ``en``.
     top
         Keep this many (features that did not move the score are left out); all when None.
+    of
+        What the contributions move: the risk (SHAP of the risk model) or a programme's
+        estimated effect (its effect model's contributions).
     """
     order = np.argsort(-np.abs(contributions), kind="stable")
     out: list[ReasonText] = []
     for j in order:
         if top is not None and (len(out) >= top or contributions[j] == 0.0):
             break
-        out.append(_reason(features[j], float(values[j]), float(contributions[j]), lang))
+        out.append(_reason(features[j], float(values[j]), float(contributions[j]), lang, of))
     return out
+
+
+def effect_reasons_for(features: tuple[FeatureDef, ...] | list[FeatureDef], values: F64,
+                       contributions: F64, lang: Language, top: int) -> list[ReasonText]:
+    """The reasons behind one programme's effect for one citizen, largest first.
+
+    ``contributions`` has one entry per feature (the effect model's average, the last column
+    of :meth:`EffectsModel.contributions`, left out); a positive one makes the programme
+    help more. A constant effect model has no reasons.
+    """
+    return reasons_for(features, values, contributions, lang, top, of="effect")

@@ -22,7 +22,9 @@ class RouteRule:
     """One endpoint: its method, the roles that may call it, and what it is for.
 
     ``identify`` are the roles that may name a citizen by CPR number on this endpoint; the
-    other allowed roles may only send feature payloads.
+    other allowed roles may only send feature payloads. ``bulk`` endpoints take one large
+    body that cannot be split into pages (``max_bulk_body_bytes`` instead of
+    ``max_body_bytes``).
     """
 
     path: str
@@ -30,6 +32,7 @@ class RouteRule:
     roles: frozenset[Role] | None
     summary: str
     identify: frozenset[Role] = frozenset()
+    bulk: bool = False
 
     @property
     def public(self) -> bool:
@@ -50,8 +53,14 @@ ROUTES: tuple[RouteRule, ...] = (
     RouteRule("/explain", "POST", _roles(CASEWORKER, "analyst"),
               "Every feature's contribution (analysts: feature payloads only).",
               identify=_roles(CASEWORKER)),
+    RouteRule("/recommend", "POST", _roles(CASEWORKER, "analyst"),
+              "Each programme's estimated effect for one citizen, with interval and reasons "
+              "(analysts: feature payloads only).", identify=_roles(CASEWORKER)),
+    RouteRule("/allocate", "POST", _roles("analyst"),
+              "Places of each programme for up to 20,000 citizens (feature payloads), within "
+              "places and budget.", bulk=True),
     RouteRule("/feedback", "POST", _roles(CASEWORKER),
-              "The caseworker's decision on a scored request."),
+              "The caseworker's decision on a scored or recommended request."),
     RouteRule("/metadata", "GET", frozenset(ROLES), "Model card summary, version, approval."),
     RouteRule("/audit/verify", "GET", _roles("auditor", "admin"),
               "Check the audit log's hash chain."),

@@ -7,6 +7,7 @@ malformed CPR number cannot reach a log through an error message.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -21,12 +22,20 @@ from pydantic import (
 from overblik.serving._cpr import CPR_IN_TEXT, check_cpr
 
 __all__ = [
+    "MAX_ALLOCATE",
     "MAX_BATCH",
+    "AllocateCitizen",
+    "AllocateRequest",
+    "AllocateResponse",
+    "AllocatedCitizen",
+    "AllocationTotals",
     "BatchRequest",
     "BatchResponse",
     "BatchResult",
     "Citizen",
     "Contribution",
+    "EffectReason",
+    "EffectsInfo",
     "ErrorResponse",
     "ExplainRequest",
     "ExplainResponse",
@@ -35,7 +44,11 @@ __all__ = [
     "FieldError",
     "MetadataResponse",
     "ModelRef",
+    "ProgrammeEffect",
+    "ProgrammeInfo",
     "Reason",
+    "RecommendRequest",
+    "RecommendResponse",
     "RiskBand",
     "ScoreRequest",
     "ScoreResponse",
@@ -43,11 +56,15 @@ __all__ = [
 ]
 
 MAX_BATCH = 1000
+MAX_ALLOCATE = 20_000
 MAX_FEATURES = 1000
 RiskBand = Literal["low", "medium", "high"]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 FeatureValue = Annotated[float, Field(allow_inf_nan=False)] | None
 REQUEST_ID = r"^[0-9a-f]{32}(-\d{1,4})?$"
+ProgrammeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+# Ten digits in a row (DDMMYY-SSSS) anywhere in a caller's reference: refused, never echoed.
+_CPR_ANYWHERE = re.compile(r"\d{6}[-\s]?\d{4}")
 
 
 class _Request(BaseModel):
@@ -94,6 +111,52 @@ class ScoreRequest(Citizen):
 
 class ExplainRequest(Citizen):
     """``POST /explain``."""
+
+
+class RecommendRequest(Citizen):
+    """``POST /recommend``."""
+
+    top: int | None = Field(default=None, ge=0, le=20,
+                            description="Reasons per programme (default 5; 0 for none).")
+
+
+class AllocateCitizen(_Request):
+    """One citizen of an allocation: the caller's reference and every feature."""
+
+    ref: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$",
+                     description="The caller's own reference, returned with the citizen's "
+                     "place. Never a CPR number (refused).")
+    features: dict[FeatureName, FeatureValue] = Field(
+        max_length=MAX_FEATURES, description="Every feature of the model by name (GET "
+        "/metadata lists them); null for a missing value.")
+
+    @field_validator("ref")
+    @classmethod
+    def _no_cpr(cls, v: str) -> str:
+        if _CPR_ANYWHERE.search(v):
+            raise ValueError("looks like it holds a CPR number; use your own reference (CPR "
+                             "numbers are not accepted here)")
+        return v
+
+
+class AllocateRequest(_Request):
+    """``POST /allocate``: places of each programme for a list of citizens (feature payloads).
+
+    ``places``, ``costs`` and ``budget`` default to the served version's (GET /metadata);
+    programmes not named keep their default.
+    """
+
+    citizens: list[AllocateCitizen] = Field(
+        max_length=MAX_ALLOCATE, description=f"Up to {MAX_ALLOCATE:,} citizens; the "
+        "allocation is over the whole list, so it cannot be split into pages.")
+    places: dict[ProgrammeName, Annotated[int, Field(ge=0, le=1_000_000)]] | None = Field(
+        default=None, description="Places per programme (default: the version's).")
+    costs: dict[ProgrammeName, Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = \
+        Field(default=None, description="Cost of one place per programme (default: the "
+              "version's).")
+    budget: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+                                 description="Total cost of the places given (default: the "
+                                 "version's; none when it has none).")
 
 
 class BatchRequest(_Request):
@@ -226,6 +289,98 @@ class FeedbackResponse(BaseModel):
     stored: bool
 
 
+class EffectReason(BaseModel):
+    """One feature's part in a programme's estimated effect."""
+
+    feature: str
+    sentence: str = Field(description="The reason in the response language.")
+    value: float | None
+    contribution: float = Field(description="The feature's share of the effect (probability "
+                                "scale): average + all contributions = effect.")
+    direction: Literal["raises", "lowers"] = Field(
+        description="Whether the feature makes the programme help more (raises) or less.")
+
+
+class ProgrammeEffect(BaseModel):
+    """One programme's estimated effect for the citizen."""
+
+    programme: str
+    effect: float = Field(description="Estimated reduction in the probability of the outcome "
+                          "within the horizon if the citizen gets the programme rather than "
+                          "none (0.05 = 5 percentage points; positive = it helps).")
+    ci_low: float | None = Field(description="Lower end of the effect's interval (the spread "
+                                 "of the bagged effect models; null when not available).")
+    ci_high: float | None
+    extrapolated: bool = Field(description="The citizen's propensity for the programme is "
+                               "outside the trimming bounds: unlike anyone who got it, so the "
+                               "effect is an extrapolation (never suggested).")
+    cost: float = Field(description="Cost of one place.")
+    average: float = Field(description="The effect model's average effect; average + sum of "
+                           "every feature's contribution = effect.")
+    reasons: list[EffectReason]
+
+
+class RecommendResponse(BaseModel):
+    """Each programme's estimated effect for one citizen; it supports, and does not make, a
+    decision."""
+
+    request_id: str
+    model: ModelRef
+    outcome: str
+    horizon_days: int
+    programmes: list[ProgrammeEffect] = Field(description="Largest estimated effect first.")
+    suggested: str | None = Field(
+        description="The programme with the largest effect whose interval is above zero "
+        "(ci_low > 0) and that is not an extrapolation; null when none is.")
+    scale: str
+    source: Literal["profile_store", "payload"]
+    as_of: str | None = Field(description="Date of the profile used (profile store only).")
+    language: Literal["da", "en"]
+    notice: str
+
+
+class AllocatedCitizen(BaseModel):
+    """One citizen's place (``programme`` null: none)."""
+
+    ref: str
+    programme: str | None
+    expected_benefit: float | None = Field(
+        description="The estimated effect of the programme given (null without one).")
+    extrapolated: bool | None = Field(
+        description="The effect of the programme given is an extrapolation (null without "
+        "one).")
+
+
+class AllocationTotals(BaseModel):
+    """What the allocation gives and uses."""
+
+    citizens: int
+    assigned: int
+    expected_benefit: float = Field(description="Sum of the effects of the places given: the "
+                                    "expected number of bad outcomes prevented.")
+    upper_bound: float | None = Field(description="No allocation can do better (the LP "
+                                      "relaxation).")
+    places_used: dict[str, int]
+    places: dict[str, int] = Field(description="The places that were available.")
+    costs: dict[str, float]
+    cost: float
+    budget: float | None
+    status: str = Field(description="optimal, or the solver's message when it stopped early.")
+    method: str = Field(description="lp, lp+milp, milp, or none (nothing to give).")
+
+
+class AllocateResponse(BaseModel):
+    """``POST /allocate``: who gets which programme, in the order of the request."""
+
+    request_id: str
+    model: ModelRef
+    outcome: str
+    citizens: list[AllocatedCitizen]
+    totals: AllocationTotals
+    notes: list[str] = Field(description="What the allocation does not take into account.")
+    notice: str
+
+
 class FieldError(BaseModel):
     """One bad field: where (``items[3].cpr``) and what to do."""
 
@@ -239,6 +394,29 @@ class ErrorResponse(BaseModel):
     error: str
     fields: list[FieldError] = []
     request_id: str | None = None
+
+
+class ProgrammeInfo(BaseModel):
+    """One programme of the served version's effect models."""
+
+    name: str
+    places: int
+    cost: float
+    average_effect: float | None = Field(description="Average effect over the training rows "
+                                         "(doubly robust).")
+    average_effect_ci: tuple[float, float] | None
+
+
+class EffectsInfo(BaseModel):
+    """Whether the served version has effect models (``/recommend``, ``/allocate``)."""
+
+    available: bool
+    outcome: str | None = None
+    programmes: list[ProgrammeInfo] = []
+    budget: float | None = None
+    trained_until: str | None = None
+    how_to: str | None = Field(default=None, description="How to get effect models when the "
+                               "version has none.")
 
 
 class MetadataResponse(BaseModel):
@@ -261,6 +439,7 @@ class MetadataResponse(BaseModel):
     notice: dict[str, str]
     demo_data: bool
     roles: dict[str, list[str]]
+    effects: EffectsInfo
 
 
 class VerifyResponse(BaseModel):

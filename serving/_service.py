@@ -4,8 +4,8 @@ Each POST endpoint is a typed ``@bentoml.api`` method that hands its validated r
 :class:`~overblik.serving._engine.ScoringEngine`; the GET endpoints, the OpenAPI document and
 Swagger UI are a small Starlette app mounted on the service. Access control, limits, error
 format and the audit log are one middleware (:mod:`overblik.serving._middleware`) driven by
-the route table (:mod:`overblik.serving._routes`). Adding ``/recommend`` is one method below
-and one row in that table.
+the route table (:mod:`overblik.serving._routes`). A new endpoint is one method below and one
+row in that table.
 
 Configuration comes from ``OVERBLIK_SERVE_*`` environment variables
 (:class:`~overblik.serving._settings.ServingSettings`), set by ``overblik serve``. If the
@@ -36,6 +36,8 @@ from overblik.serving._model import StartupError
 from overblik.serving._openapi import SWAGGER_HTML, openapi_document
 from overblik.serving._reasons import Language, pick_language
 from overblik.serving._schemas import (
+    AllocateRequest,
+    AllocateResponse,
     BatchRequest,
     BatchResponse,
     ExplainRequest,
@@ -43,6 +45,8 @@ from overblik.serving._schemas import (
     FeedbackRequest,
     FeedbackResponse,
     FieldError,
+    RecommendRequest,
+    RecommendResponse,
     ScoreRequest,
     ScoreResponse,
 )
@@ -213,11 +217,34 @@ class ScoringService:
         calibration), largest first."""
         return self._answer(ctx, lambda lang, rec: self.engine.explain(body, lang, rec))
 
+    @bentoml.api(route="/recommend")
+    async def recommend(self, body: RecommendRequest, /, ctx: bentoml.Context
+                        ) -> RecommendResponse:
+        """Each programme's estimated effect for one citizen (CPR number or features): the
+        reduction in the probability of the outcome (positive = helps) with its interval,
+        whether it is an extrapolation, the cost of a place and the reasons behind it in
+        Danish or English (``Accept-Language``), largest effect first; ``suggested`` is the
+        programme with the largest effect whose interval is above zero. 409 when the
+        served version has no effect models."""
+        return self._answer(ctx, lambda lang, rec: self.engine.recommend(body, lang, rec))
+
+    @bentoml.api(route="/allocate")
+    async def allocate(self, body: AllocateRequest, /, ctx: bentoml.Context
+                       ) -> AllocateResponse:
+        """The places of each programme for up to 20,000 citizens (feature payloads, each
+        with the caller's ``ref``) where they do the most good, within the places, costs
+        and budget (defaults: the served version's). 409 when the served version has no
+        effect models."""
+        # Up to 20,000 citizens and a solver: off the event loop.
+        return await anyio.to_thread.run_sync(
+            self._answer, ctx, lambda lang, rec: self.engine.allocate(body, lang, rec))
+
     @bentoml.api(route="/feedback")
     async def feedback(self, body: FeedbackRequest, /, ctx: bentoml.Context
                        ) -> FeedbackResponse:
-        """The caseworker's decision on a scored request (followed or overridden, the action
-        chosen, the reason), appended to the audit log with the request it answers."""
+        """The caseworker's decision on a scored or recommended request (followed or
+        overridden, the action chosen, the reason), appended to the audit log with the
+        request it answers."""
         return self._answer(ctx, lambda lang, rec: self.engine.feedback(body, rec))
 
 

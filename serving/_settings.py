@@ -28,7 +28,8 @@ ENV_PREFIX = "OVERBLIK_SERVE_"
 _ENV_NAMES = {"tracking_uri": "TRACKING_URI", "model_name": "MODEL", "alias": "ALIAS",
               "profile_store": "PROFILES", "store_url": "STORE", "key_file": "KEY_FILE",
               "demo_key": "DEMO_KEY", "band_thresholds": "BANDS", "top_reasons": "TOP_REASONS",
-              "key_cache_seconds": "KEY_CACHE_SECONDS", "max_body_bytes": "MAX_BODY_BYTES"}
+              "key_cache_seconds": "KEY_CACHE_SECONDS", "max_body_bytes": "MAX_BODY_BYTES",
+              "max_bulk_body_bytes": "MAX_BULK_BODY_BYTES"}
 
 
 def default_store_url() -> str:
@@ -71,6 +72,9 @@ class ServingSettings(BaseModel):
         How long a checked API key is trusted before asking the store again.
     max_body_bytes
         Largest request body accepted (413 above).
+    max_bulk_body_bytes
+        Largest body of a bulk endpoint (``/allocate``: up to 20,000 citizens with every
+        feature are ~120 MB of JSON; one allocation cannot be split).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -86,6 +90,7 @@ class ServingSettings(BaseModel):
     top_reasons: int = Field(default=5, ge=1, le=20)
     key_cache_seconds: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=2_000_000, ge=1_000)
+    max_bulk_body_bytes: int = Field(default=256_000_000, ge=1_000)
 
     @field_validator("model_name")
     @classmethod

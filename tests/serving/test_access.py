@@ -26,8 +26,10 @@ def _body(rule: RouteRule, client: TestClient, served: Served) -> Any:
         return {"cpr": served.cprs[1]}
     if rule.path == "/score/batch":
         return {"items": [{"cpr": served.cprs[2]}, {"cpr": served.cprs[3]}]}
-    if rule.path == "/explain":
+    if rule.path in ("/explain", "/recommend"):
         return {"features": _features(client, served)}  # analysts may send payloads
+    if rule.path == "/allocate":
+        return {"citizens": [{"ref": "sag-1", "features": _features(client, served)}]}
     if rule.path == "/feedback":
         scored = client.post("/score", json={"cpr": served.cprs[4]},
                              headers=bearer(served, "caseworker-system"))

@@ -48,6 +48,14 @@ def _cases(served: Served, features: dict[str, Any]) -> list[tuple[str, str, Any
         ("/explain", "explain-bad-cpr", {"cpr": "999999-9999"}, 422, "cpr"),
         ("/explain", "unknown-citizen", {"cpr": served.outsider}, 404, "cpr"),
         ("/score", "unknown-citizen", {"cpr": served.outsider}, 404, "cpr"),
+        ("/recommend", "recommend-bad-cpr", {"cpr": "320190-1234"}, 422, "cpr"),
+        ("/recommend", "recommend-unknown-citizen", {"cpr": served.outsider}, 404, "cpr"),
+        ("/recommend", "recommend-top", {"cpr": served.cprs[0], "top": 21}, 422, "top"),
+        ("/recommend", "recommend-both", {"cpr": served.cprs[0], "features": features}, 422,
+         "features"),
+        ("/recommend", "recommend-missing-feature", {"features": some}, 422, "features"),
+        ("/recommend", "recommend-unknown-field", {"cpr": served.cprs[0], "ref": "x"}, 422,
+         "ref"),
         ("/feedback", "bad-request-id", {"request_id": "abc", "decision": "followed"}, 422,
          "request_id"),
         ("/feedback", "unknown-request-id", {"request_id": "a" * 32, "decision": "followed"},
@@ -88,6 +96,50 @@ def test_malformed_requests(client: TestClient, served: Served,
         assert CPR_LIKE_KEY not in answer.text
 
 
+def test_malformed_allocations(client: TestClient, served: Served,
+                               features: dict[str, Any]) -> None:
+    """``/allocate`` (analysts): the same 4xx naming the field, logged once, never echoed."""
+    headers = {**bearer(served, "analyst"), "Content-Type": "application/json"}
+    one = {"ref": "sag-1", "features": features}
+    name = next(iter(features))
+    cases: list[tuple[str, Any, int, str]] = [
+        ("not-json", b'{"citizens": [', 422, "body"),
+        ("array", b"[]", 422, "body"),
+        ("no-citizens", {}, 422, "citizens"),
+        ("citizens-not-a-list", {"citizens": {"sag-1": features}}, 422, "citizens"),
+        ("feature-key-like-cpr", {"citizens": [{"ref": "a", "features": {CPR_LIKE_KEY: "x"}}]},
+         422, "citizens[0].features.<key>"),
+        ("unknown-feature", {"citizens": [{"ref": "a", "features": {CPR_LIKE_KEY: 1}}]}, 422,
+         "citizens[0].features"),
+        ("missing-feature", {"citizens": [one, {"ref": "b", "features": {name: 1}}]}, 422,
+         "citizens[1].features"),
+        ("feature-not-a-number", {"citizens": [{**one, "features": {**features, name: "x"}}]},
+         422, f"citizens[0].features.{name}"),
+        ("infinite", b'{"citizens": [{"ref": "a", "features": {"a": Infinity}}]}', 422,
+         "citizens[0].features.a"),
+        ("ref-too-long", {"citizens": [{**one, "ref": "x" * 65}]}, 422, "citizens[0].ref"),
+        ("ref-with-spaces", {"citizens": [{**one, "ref": "sag 1"}]}, 422, "citizens[0].ref"),
+        ("ref-cpr", {"citizens": [{**one, "ref": f"a{CPR_LIKE_KEY}"}]}, 422, "citizens[0].ref"),
+        ("programme-key-like-cpr", {"citizens": [one], "places": {CPR_LIKE_KEY: 1}}, 422,
+         "places.<key>"),
+        ("places-not-whole", {"citizens": [one], "places": {"family_support": 1.5}}, 422,
+         "places.family_support"),
+        ("budget-infinite", b'{"citizens": [], "budget": Infinity}', 422, "budget"),
+        ("budget-text", {"citizens": [one], "budget": "lots"}, 422, "budget"),
+    ]
+    log = AuditLog(open_database(served.store_url))
+    for name_, body, status, field in cases:
+        before = log.head()[0]
+        content = body if isinstance(body, bytes) else json.dumps(body).encode()
+        answer = client.post("/allocate", content=content, headers=headers)
+        assert answer.status_code == status, (name_, answer.status_code, answer.text[:300])
+        error = answer.json()
+        assert field in [f["field"] for f in error["fields"]], (name_, error)
+        logged = list(log.entries())[before:]
+        assert [e.entry.status for e in logged] == [status], name_
+        assert CPR_LIKE_KEY not in answer.text
+
+
 def test_wrong_content_type(client: TestClient, served: Served) -> None:
     answer = client.post("/score", content=b"cpr=0101901234",
                          headers={**bearer(served, CASEWORKER),
@@ -107,15 +159,19 @@ bodies = st.one_of(
     json_values,
     st.fixed_dictionaries({}, optional={"cpr": json_values, "features": json_values,
                                         "top": json_values, "items": json_values,
-                                        "request_id": json_values, "decision": json_values}))
+                                        "request_id": json_values, "decision": json_values,
+                                        "citizens": json_values, "places": json_values,
+                                        "budget": json_values}))
 
 
-@settings(max_examples=60, deadline=None, derandomize=True,
+@settings(max_examples=90, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(body=bodies, endpoint=st.sampled_from(["/score", "/score/batch", "/explain", "/feedback"]))
+@given(body=bodies, endpoint=st.sampled_from(["/score", "/score/batch", "/explain", "/feedback",
+                                              "/recommend", "/allocate"]))
 def test_fuzzed_bodies_never_cause_a_500(client: TestClient, served: Served, body: Any,
                                          endpoint: str) -> None:
-    answer = client.post(endpoint, json=body, headers=bearer(served, CASEWORKER))
+    role = "analyst" if endpoint == "/allocate" else CASEWORKER
+    answer = client.post(endpoint, json=body, headers=bearer(served, role))
     assert 400 <= answer.status_code < 500 or answer.status_code == 200, answer.text[:300]
     if answer.status_code >= 400:
         assert answer.json()["error"]

@@ -89,6 +89,14 @@ def _session(url: str, served: Served) -> list[httpx.Response]:
         out.append(c.get("/audit/verify", headers=bearer(served, "auditor")))
         out.append(c.get("/metrics", headers=bearer(served, "admin")))
         out.append(c.get("/metrics", headers=bearer(served, "analyst")))
+        # Programme effects by CPR number, by payload, and an allocation (analysts).
+        out.append(c.post("/recommend", json={"cpr": served.cprs[9]}, headers={**cw, **en}))
+        analyst = bearer(served, "analyst")
+        out.append(c.post("/recommend", json={"features": features}, headers=analyst))
+        out.append(c.post("/recommend", json={"cpr": served.cprs[9]}, headers=analyst))  # 403
+        out.append(c.post("/allocate", json={"citizens": [
+            {"ref": "sag-1", "features": features}, {"ref": "sag-2", "features": features}],
+            "places": {"family_support": 1}}, headers=analyst))
         out.append(c.get("/docs.json"))
     return out
 
@@ -98,7 +106,7 @@ def test_full_session_through_bentoml_serve(server: tuple[str, Path, Served]) ->
     responses = _session(url, served)
     statuses = [r.status_code for r in responses]
     assert statuses == [200, 200, 200, 200, 200, 403, 200, 404, 422, 422, 422, 401, 404, 200,
-                        200, 200, 403, 200], [r.text[:200] for r in responses]
+                        200, 200, 403, 200, 200, 403, 200, 200], [r.text[:200] for r in responses]
     score, english = responses[0].json(), responses[1].json()
     assert score["model"]["version"] == served.version and score["language"] == "da"
     assert english["language"] == "en" and len(english["reasons"]) == 3
@@ -108,6 +116,12 @@ def test_full_session_through_bentoml_serve(server: tuple[str, Path, Served]) ->
     assert 'overblik_requests_total{endpoint="/score",status="200"} 2.0' in metrics
     assert 'endpoint="(unknown)",status="404"' in metrics and "/citizens" not in metrics
     assert all(r.headers.get("x-request-id") for r in responses[:-1])  # audited ones
+    recommended, by_payload = responses[17].json(), responses[18].json()
+    assert recommended["language"] == "en" and recommended["programmes"]
+    assert by_payload["source"] == "payload" and by_payload["programmes"]
+    allocation = responses[20].json()["totals"]
+    assert allocation["places_used"] == {"family_support": allocation["assigned"]}
+    assert allocation["assigned"] <= 1
 
     audit = AuditLog(open_database(served.store_url))
     verified = audit.verify()

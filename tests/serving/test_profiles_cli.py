@@ -69,6 +69,15 @@ def test_example_request(served: Served, tmp_path: Path) -> None:
     assert f"$(cat {key_file})" in line and served.tokens["caseworker-system"] not in line
     cpr = re.search(r'"cpr": "([0-9-]+)"', line)
     assert cpr is not None and cpr.group(1) in served.cprs
+    recommend = runner.invoke(app, ["example-request", "--raw", str(served.root / "m" / "raw"),
+                                    "--api-key-file", str(key_file), "--profiles",
+                                    str(served.profiles), "--endpoint", "recommend"])
+    assert recommend.exit_code == 0, recommend.output
+    assert recommend.output.startswith("curl -s -X POST http://127.0.0.1:3000/recommend")
+    wrong = runner.invoke(app, ["example-request", "--raw", str(served.root / "m" / "raw"),
+                                "--api-key-file", str(key_file), "--profiles",
+                                str(served.profiles), "--endpoint", "allocate"])
+    assert wrong.exit_code == 2 and "score or recommend" in wrong.output
     # Not demo data (another key): refused, nothing printed but the reason.
     other = tmp_path / "other.parquet"
     table = pd.read_parquet(served.profiles)

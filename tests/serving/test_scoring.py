@@ -211,10 +211,16 @@ def test_docs_and_openapi(client: TestClient) -> None:
     doc = client.get("/docs.json").json()
     assert doc["info"]["title"] == "overblik scoring service"
     assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
-    for path in ("/score", "/score/batch", "/explain", "/feedback"):
+    for path in ("/score", "/score/batch", "/explain", "/recommend", "/allocate", "/feedback"):
         operation = doc["paths"][path]["post"]
         assert {"401", "403", "422"} <= set(operation["responses"])
         assert "Roles:" in operation["description"]
+        assert ("409" in operation["responses"]) == (path in ("/recommend", "/allocate"))
+    schemas = doc["components"]["schemas"]
+    assert {"RecommendResponseIODescriptor", "AllocateResponseIODescriptor",
+            "ProgrammeEffect", "AllocationTotals"} <= set(schemas)
+    effect = schemas["ProgrammeEffect"]["properties"]
+    assert "positive = it helps" in effect["effect"]["description"]
     assert "get" in doc["paths"]["/metadata"] and "get" in doc["paths"]["/audit/verify"]
     assert doc["paths"]["/healthz"]["get"]["security"] == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -11,7 +12,16 @@ from typer.testing import CliRunner
 
 from overblik.experiments._approval import CHAMPION
 from overblik.experiments._cli import app
-from overblik.serving import ScoringEngine, StartupError
+from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
+from overblik.serving import (
+    AllocateRequest,
+    ApiError,
+    RecommendRequest,
+    RequestRecord,
+    ScoreRequest,
+    ScoringEngine,
+    StartupError,
+)
 from tests.serving._setup import Served, approve
 
 runner = CliRunner()
@@ -116,8 +126,55 @@ def test_cli_serve_check(served: Served) -> None:
     assert ok.exit_code == 0, ok.output
     said = " ".join(ok.output.split())
     assert f"version {served.version}" in said and "approved" in said
+    assert "effect models: family_support (" in said
     _new_version(served, "cli-unreviewed", decision=None)
     refused = runner.invoke(app, ["serve", "--check", "--alias", "cli-unreviewed", *common])
     assert refused.exit_code == 2
     said = " ".join(refused.output.split())
     assert "has not been reviewed" in said and "Traceback" not in said
+
+
+@pytest.mark.parametrize(("damage", "words"), [("corrupt", "are corrupt"),
+                                                ("features", "fitted on other features")])
+def test_damaged_effect_models_are_refused(served: Served, tmp_path: Path, damage: str,
+                                           words: str) -> None:
+    files = _copied_files(served, tmp_path)
+    path = files / "artifacts" / EFFECTS_FILE
+    if damage == "corrupt":
+        path.write_bytes(b"\x80\x04not a pickle")
+    else:
+        effects = EffectsModel.load(path)
+        replace(effects, feature_names=tuple(reversed(effects.feature_names))).save(path)
+    _new_version(served, f"effects-{damage}", source=str(files))
+    message = _refused(served, alias=f"effects-{damage}")
+    assert words in message and EFFECTS_FILE in message and "overblik train" in message
+
+
+def test_version_without_effect_models_says_how_to_get_them(served: Served,
+                                                           tmp_path: Path) -> None:
+    """A version trained without an effects section serves scores; /recommend and
+    /allocate answer 409 saying how to get effect models, and /metadata says so."""
+    files = _copied_files(served, tmp_path)
+    (files / "artifacts" / EFFECTS_FILE).unlink()
+    version = _new_version(served, "no-effects", source=str(files))
+    engine = ScoringEngine.start(served.settings(alias="no-effects"))
+    try:
+        assert engine.model.effects is None and engine.effects is None
+        record = RequestRecord(request_id="c" * 32, endpoint="/recommend", method="POST",
+                               role="caseworker-system")
+        with pytest.raises(ApiError) as err:
+            engine.recommend(RecommendRequest(cpr=served.cprs[0]), "da", record)
+        assert err.value.status == 409
+        assert f"version {version} has no effect models" in err.value.message
+        assert "`effects:` section" in err.value.message and "overblik train" in err.value.message
+        assert record.pseudonyms == []  # refused before the citizen was looked up
+        with pytest.raises(ApiError) as err:
+            engine.allocate(AllocateRequest(citizens=[]), "en", record)
+        assert err.value.status == 409
+        info = engine.metadata().effects
+        assert not info.available and info.programmes == []
+        assert info.how_to is not None and "effects:" in info.how_to
+        score = engine.score(ScoreRequest(cpr=served.cprs[0]), "da", record)
+        assert 0 <= score.probability <= 1  # scores are served as before
+    finally:
+        engine.close()
