@@ -187,6 +187,8 @@ class EffectsConfig(_Section):
     n_bootstrap: int = Field(default=10, ge=2, le=200,
                              description="bagged effect models: the individual intervals")
     trim: tuple[float, float] = (0.01, 0.99)
+    risk_stage: bool = Field(default=True, description="let effects vary with baseline risk "
+                             "first (DRLearner's risk stage); false: features only")
 
     @model_validator(mode="after")
     def _trim_ordered(self) -> EffectsConfig:

@@ -136,7 +136,7 @@ def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSp
     step(f"effects: fitting {', '.join(programmes)}", 1, total)
     effects = MultiProgrammeEffects(
         learner=DRLearner(n_bootstrap=section.n_bootstrap, trim=section.trim,
-                          random_state=config.seed),
+                          risk_stage=section.risk_stage, random_state=config.seed),
         programmes=programmes, control=CONTROL)
     effects.fit(X[train], data.programme[train], data.y[train], groups=person[train])
     model = EffectsModel(

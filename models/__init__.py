@@ -29,6 +29,7 @@ from overblik.models._metrics import (
 )
 from overblik.models._plots import plot_calibration, plot_feature_importance, plot_precision_at_k
 from overblik.models._propensity import OverlapReport, overlap_report
+from overblik.models._risk_based import AveragedEffects, RiskBasedLearner, SLearner
 from overblik.models._splits import TemporalSplit, TemporalSplitter, split_masks
 from overblik.models._uplift import (
     PolicyValue,
@@ -42,6 +43,7 @@ from overblik.models._uplift import (
 
 __all__ = [
     "Allocation",
+    "AveragedEffects",
     "CalibrationMap",
     "DRLearner",
     "DRScores",
@@ -53,7 +55,9 @@ __all__ = [
     "OverlapReport",
     "PolicyComparison",
     "PolicyValue",
+    "RiskBasedLearner",
     "RiskMetrics",
+    "SLearner",
     "TLearner",
     "TemporalSplit",
     "TemporalSplitter",

@@ -17,15 +17,21 @@ heterogeneous causal effects"; the cross-fitted variant of econml's ``DRLearner`
 4. **Average effects** from the scores: ATE = mean of ``phi``; ATT = the DR estimator
    ``mean[T (Y - mu0) - (1 - T) e / (1 - e) (Y - mu0)] / P(T = 1)``; both with
    influence-function standard errors (clustered by person when ``groups`` is given).
-5. **The effect model** regresses ``phi`` on ``x`` (by default a shallow LightGBM with
-   large leaves whose number of rounds is chosen by cross-validated pseudo-outcome loss,
-   :func:`~overblik.models._effects.tune_final_rounds`; 0 rounds, the constant ATE, when
-   no heterogeneity is found), bagged over ``n_bootstrap`` bootstrap resamples (whole
-   persons): the effect of a row is the mean of the bagged predictions, and its interval
-   is ``mean ± z · sd`` over them. This interval measures the sampling variability of the
-   effect model given the cross-fitted nuisances (whose errors enter only as a product,
-   so they are second order); it does not cover the regularisation bias of the final
-   model, so it is a variability band, not a guaranteed-coverage interval for each person.
+5. **The effect model** regresses ``phi`` on ``x`` in two stages: the *risk stage*
+   (:mod:`._risk_stage`, on by default) fits a ridge quadratic in the baseline risk's
+   margin (the untreated outcome model's log-odds), so effects that vary with how likely
+   the outcome was without the programme are found from few treated rows; the *feature
+   stage* regresses what remains on ``x`` (by default a shallow LightGBM with large leaves
+   whose number of rounds is chosen by cross-validated pseudo-outcome loss,
+   :func:`~overblik.models._effects.tune_final_rounds`; 0 rounds when no further
+   heterogeneity is found). Both stages' complexity is chosen by cross-validation, so with
+   no heterogeneity in the data the effect is the constant ATE. Both are bagged over
+   ``n_bootstrap`` bootstrap resamples (whole persons): the effect of a row is the mean
+   of the bagged predictions, and its interval is ``mean ± z · sd`` over them. This
+   interval measures the sampling variability of the effect model given the cross-fitted
+   nuisances (whose errors enter only as a product, so they are second order); it does
+   not cover the regularisation bias of the final model, so it is a variability band,
+   not a guaranteed-coverage interval for each person.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.dummy import DummyRegressor
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from overblik.models._effects import (
     FloatArray,
@@ -54,12 +60,21 @@ from overblik.models._effects import (
     default_outcome_model,
     default_propensity_model,
     final_leaf_rows,
+    fit_inputs,
     is_binary_outcome,
+    predict_inputs,
     predict_outcome,
     tune_final_rounds,
     z_value,
 )
 from overblik.models._propensity import OverlapReport, check_trim, overlap_report, trimmed_mask
+from overblik.models._risk_stage import (
+    RiskStage,
+    baseline_margin,
+    baseline_margin_contributions,
+    logit,
+    tune_risk_penalty,
+)
 
 __all__ = ["DRLearner", "DRScores", "MultiProgrammeEffects", "dr_scores"]
 
@@ -190,8 +205,11 @@ class DRLearner(BaseEstimator):
     propensity_model : classifier, optional
         Default: LightGBM classifier.
     final_model : regressor, optional
-        Regresses the pseudo-outcome on ``X``. Default: shallow, strongly regularised
-        LightGBM with cross-validated rounds (``final_rounds_``).
+        Regresses the pseudo-outcome (less the risk stage) on ``X``. Default: shallow,
+        strongly regularised LightGBM with cross-validated rounds (``final_rounds_``).
+    risk_stage : bool, default True
+        Fit the risk stage first (effects varying with baseline risk; its ridge penalty, or
+        the constant, chosen by cross-validation: ``risk_penalty_``).
     n_folds : int, default 5
         Cross-fitting folds.
     trim : (low, high), default (0.01, 0.99)
@@ -218,16 +236,20 @@ class DRLearner(BaseEstimator):
     final_models_ : list of fitted regressors
     final_rounds_ : int or None
         Rounds of the default effect model (0: constant); None with ``final_model``.
+    risk_penalty_ : float or None
+        Ridge penalty per row of the risk stage; None: constant (or no risk stage).
+    risk_stages_ : list of RiskStage, one per bagged effect model (empty without it)
     n_treated_ : int
     """
 
     def __init__(self, *, outcome_model: Any = None, propensity_model: Any = None,
-                 final_model: Any = None, n_folds: int = 5,
+                 final_model: Any = None, risk_stage: bool = True, n_folds: int = 5,
                  trim: tuple[float, float] = (0.01, 0.99), n_bootstrap: int = 30,
                  alpha: float = 0.05, random_state: int = 0) -> None:
         self.outcome_model = outcome_model
         self.propensity_model = propensity_model
         self.final_model = final_model
+        self.risk_stage = risk_stage
         self.n_folds = n_folds
         self.trim = trim
         self.n_bootstrap = n_bootstrap
@@ -258,9 +280,7 @@ class DRLearner(BaseEstimator):
         if self.n_bootstrap < 0 or self.n_bootstrap == 1:
             raise ValueError(f"n_bootstrap={self.n_bootstrap}: use 0 (no intervals) or at "
                              "least 2")
-        Xa: FloatArray = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
-        t = check_treatment(T, len(Xa))
-        yf = check_outcome(y, len(Xa))
+        Xa, t, yf = fit_inputs(self, X, T, y)
         g = None if groups is None else np.asarray(groups)
         scores, folds = _crossfit(Xa, t, yf, outcome_model=self.outcome_model,
                                   propensity_model=self.propensity_model,
@@ -283,14 +303,31 @@ class DRLearner(BaseEstimator):
         self.att_ = _att(scores, t, yf, kept, g, self.alpha)
         self.naive_difference_ = float(yf[t == 1].mean() - yf[t == 0].mean())
         self.n_treated_ = int(t.sum())
-        self.final_models_ = self._fit_final(Xa[kept], phi, gk)
+        # Out-of-fold margins of the untreated outcome model: the index of the risk stage.
+        self.logit_margin_ = any(is_classifier(f.outcome0) for f in folds)
+        r = logit(scores.mu0) if self.logit_margin_ else scores.mu0
+        self.final_models_, self.risk_stages_ = self._fit_final(Xa[kept], r[kept], phi, gk)
         return self
 
-    def _fit_final(self, Xk: FloatArray, phi: FloatArray,
-                   groups: npt.ArrayLike | None) -> list[Any]:
+    def _fit_final(self, Xk: FloatArray, r: FloatArray, phi: FloatArray,
+                   groups: npt.ArrayLike | None) -> tuple[list[Any], list[RiskStage]]:
+        self.risk_penalty_: float | None = None
+        centre, scale = float(r.mean()), float(r.std()) or 1.0
+        if self.risk_stage:
+            self.risk_penalty_ = tune_risk_penalty(r, phi, groups, centre=centre, scale=scale,
+                                                   random_state=self.random_state)
+
+        def stage(rows: npt.NDArray[np.int_] | slice) -> RiskStage | None:
+            if not self.risk_stage:
+                return None
+            return RiskStage.fit(r[rows], phi[rows], alpha=self.risk_penalty_, centre=centre,
+                                 scale=scale)
+
+        whole = stage(slice(None))
+        rest = phi - whole.predict(r) if whole is not None else phi
         if self.final_model is None:
             self.final_rounds_: int | None = tune_final_rounds(
-                Xk, phi, groups, random_state=self.random_state)
+                Xk, rest, groups, random_state=self.random_state)
         else:
             self.final_rounds_ = None
         leaf_rows = final_leaf_rows(len(phi))
@@ -303,8 +340,15 @@ class DRLearner(BaseEstimator):
             return default_final_model(seed, n_estimators=int(self.final_rounds_ or 0),
                                        min_child_samples=leaf_rows)
 
+        def fit_bag(rows: npt.NDArray[np.int_] | slice, seed: int
+                    ) -> tuple[Any, RiskStage | None]:
+            risk = stage(rows)
+            target = phi[rows] - risk.predict(r[rows]) if risk is not None else phi[rows]
+            return make(seed).fit(Xk[rows], target), risk
+
         if self.n_bootstrap == 0:
-            return [make(self.random_state).fit(Xk, phi)]
+            bags = [fit_bag(slice(None), self.random_state)]
+            return [m for m, _ in bags], [s for _, s in bags if s is not None]
         rng = np.random.default_rng(self.random_state)
         if groups is None:
             code, k = np.arange(len(phi)), len(phi)
@@ -314,20 +358,53 @@ class DRLearner(BaseEstimator):
         order = np.argsort(code, kind="stable")
         starts = np.searchsorted(code[order], np.arange(k + 1))
         sizes = np.diff(starts)
-        models = []
+        bags = []
         for b in range(self.n_bootstrap):
             counts = np.bincount(rng.integers(0, k, size=k), minlength=k)
             # Each drawn person contributes all their rows, as often as drawn.
             rows = np.repeat(order, np.repeat(counts, sizes))
-            models.append(make(self.random_state + 1000 + b).fit(Xk[rows], phi[rows]))
-        return models
+            bags.append(fit_bag(rows, self.random_state + 1000 + b))
+        return [m for m, _ in bags], [s for _, s in bags if s is not None]
+
+    def _fold_margin(self, model: Any, Xa: FloatArray) -> FloatArray:
+        if isinstance(model, _Constant):
+            v = np.full(len(Xa), model.value)
+            return logit(v) if self.logit_margin_ else v
+        return baseline_margin(model, Xa)
+
+    def baseline_margin(self, X: Matrix) -> FloatArray:
+        """The risk stage's index of new rows: the mean margin of the fold models of the
+        outcome without the programme (log-odds for a 0/1 outcome)."""
+        Xa = predict_inputs(self, X)
+        return self._margin(Xa)
+
+    def _margin(self, Xa: FloatArray) -> FloatArray:
+        return np.asarray(np.mean([self._fold_margin(f.outcome0, Xa) for f in self.folds_],
+                                  axis=0), dtype=np.float64)
 
     def _predictions(self, X: Matrix) -> FloatArray:
-        check_is_fitted(self)
-        Xa: FloatArray = validate_data(self, X, reset=False, dtype=np.float64,
-                                       ensure_all_finite="allow-nan")
-        return np.vstack([np.asarray(m.predict(Xa), dtype=np.float64)
+        Xa = predict_inputs(self, X)
+        pred = np.vstack([np.asarray(m.predict(Xa), dtype=np.float64)
                           for m in self.final_models_])
+        if self.risk_stages_:
+            r = self._margin(Xa)
+            pred += np.vstack([s.predict(r) for s in self.risk_stages_])
+        return pred
+
+    def _margin_contributions(self, Xa: FloatArray) -> FloatArray | None:
+        """SHAP values of :meth:`baseline_margin` (mean over the folds), or None."""
+        parts = []
+        for fold in self.folds_:
+            if isinstance(fold.outcome0, _Constant):
+                part = np.zeros((len(Xa), Xa.shape[1] + 1))
+                part[:, -1] = self._fold_margin(fold.outcome0, Xa)
+            else:
+                contrib = baseline_margin_contributions(fold.outcome0, Xa)
+                if contrib is None:
+                    return None
+                part = contrib
+            parts.append(part)
+        return np.asarray(np.mean(parts, axis=0), dtype=np.float64)
 
     def effect(self, X: Matrix) -> FloatArray:
         """Estimated individual effects ``E[Y(1) - Y(0) | X]``, shape (n,)."""
@@ -337,17 +414,16 @@ class DRLearner(BaseEstimator):
     def effect_contributions(self, X: Matrix) -> FloatArray:
         """Each feature's share of the estimated effect: the reasons behind it.
 
-        SHAP values of the effect model (LightGBM's exact tree contributions), averaged
-        over the bagged models, so each row's contributions plus the last column (the
-        average effect) sum to :meth:`effect`.
+        SHAP values of the effect model (LightGBM's exact tree contributions) plus each
+        feature's share of the risk stage (its part in moving the baseline risk, see
+        :mod:`._risk_stage`), averaged over the bagged models, so each row's contributions
+        plus the last column (the average effect) sum to :meth:`effect`.
 
         Returns
         -------
         ndarray of shape (n, n_features + 1)
         """
-        check_is_fitted(self)
-        Xa: FloatArray = validate_data(self, X, reset=False, dtype=np.float64,
-                                       ensure_all_finite="allow-nan")
+        Xa = predict_inputs(self, X)
         out = np.zeros((len(Xa), Xa.shape[1] + 1))
         for model in self.final_models_:
             if isinstance(model, lgb.LGBMRegressor):
@@ -355,6 +431,14 @@ class DRLearner(BaseEstimator):
             else:  # a constant or a user's model: no per-feature attribution
                 out[:, -1] += np.asarray(model.predict(Xa), dtype=np.float64)
         out /= len(self.final_models_)
+        if self.risk_stages_:
+            shap = self._margin_contributions(Xa)
+            for risk in self.risk_stages_:
+                if shap is not None:
+                    out += risk.attribute(shap) / len(self.final_models_)
+                else:  # no SHAP values of the outcome model: the stage stays unattributed
+                    out[:, -1] += risk.predict(self._margin(Xa)) / len(
+                        self.final_models_)
         return out
 
     def effect_interval(self, X: Matrix, alpha: float | None = None
@@ -376,9 +460,7 @@ class DRLearner(BaseEstimator):
 
     def propensity(self, X: Matrix) -> FloatArray:
         """``P(T = 1 | X)`` of new rows: the mean of the fold propensity models."""
-        check_is_fitted(self)
-        Xa: FloatArray = validate_data(self, X, reset=False, dtype=np.float64,
-                                       ensure_all_finite="allow-nan")
+        Xa = predict_inputs(self, X)
         out: FloatArray = np.mean([f.propensity.predict_proba(Xa)[:, 1] for f in self.folds_],
                                   axis=0)
         return out

@@ -23,6 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator, is_classifier
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
     "Interval",
@@ -31,7 +32,9 @@ __all__ = [
     "default_outcome_model",
     "default_propensity_model",
     "final_leaf_rows",
+    "fit_inputs",
     "is_binary_outcome",
+    "predict_inputs",
     "predict_outcome",
     "tune_final_rounds",
 ]
@@ -240,3 +243,18 @@ def cluster_se(scores: FloatArray, groups: npt.ArrayLike | None) -> float:
     k = len(sums)
     # Small-sample factor k / (k - 1), as in the usual cluster-robust variance.
     return float(np.sqrt(np.sum(sums**2) * k / (k - 1)) / n)
+
+
+def fit_inputs(estimator: BaseEstimator, X: Matrix, T: npt.ArrayLike, y: npt.ArrayLike
+               ) -> tuple[FloatArray, IntArray, FloatArray]:
+    """``X`` validated (its features remembered by ``estimator``), ``T`` and ``y`` checked."""
+    Xa: FloatArray = validate_data(estimator, X, dtype=np.float64, ensure_all_finite="allow-nan")
+    return Xa, check_treatment(T, len(Xa)), check_outcome(y, len(Xa))
+
+
+def predict_inputs(estimator: BaseEstimator, X: Matrix) -> FloatArray:
+    """``X`` of a fitted effect estimator, checked against the features it was fitted on."""
+    check_is_fitted(estimator)
+    Xa: FloatArray = validate_data(estimator, X, reset=False, dtype=np.float64,
+                                   ensure_all_finite="allow-nan")
+    return Xa

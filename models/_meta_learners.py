@@ -11,16 +11,15 @@ from typing import Any, Self
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import BaseEstimator, clone, is_classifier
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from overblik.models._effects import (
     FloatArray,
     Matrix,
-    check_outcome,
-    check_treatment,
     default_outcome_model,
     default_propensity_model,
+    fit_inputs,
     is_binary_outcome,
+    predict_inputs,
     predict_outcome,
 )
 
@@ -50,9 +49,7 @@ class TLearner(BaseEstimator):
     def fit(self, X: Matrix, T: npt.ArrayLike, y: npt.ArrayLike, *,
             groups: npt.ArrayLike | None = None) -> Self:
         """Fit ``mu0`` on the untreated and ``mu1`` on the treated (``groups`` unused)."""
-        Xa: FloatArray = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
-        t = check_treatment(T, len(Xa))
-        yf = check_outcome(y, len(Xa))
+        Xa, t, yf = fit_inputs(self, X, T, y)
         binary = is_binary_outcome(yf)
         self.model0_ = _fit_arm(self.outcome_model, binary, Xa[t == 0], yf[t == 0],
                                 self.random_state)
@@ -62,9 +59,7 @@ class TLearner(BaseEstimator):
 
     def effect(self, X: Matrix) -> FloatArray:
         """Estimated individual effects, shape (n,)."""
-        check_is_fitted(self)
-        Xa: FloatArray = validate_data(self, X, reset=False, dtype=np.float64,
-                                       ensure_all_finite="allow-nan")
+        Xa = predict_inputs(self, X)
         out: FloatArray = predict_outcome(self.model1_, Xa) - predict_outcome(self.model0_, Xa)
         return out
 
@@ -97,9 +92,7 @@ class XLearner(BaseEstimator):
     def fit(self, X: Matrix, T: npt.ArrayLike, y: npt.ArrayLike, *,
             groups: npt.ArrayLike | None = None) -> Self:
         """Fit the outcome, imputed-effect and propensity models (``groups`` unused)."""
-        Xa: FloatArray = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
-        t = check_treatment(T, len(Xa))
-        yf = check_outcome(y, len(Xa))
+        Xa, t, yf = fit_inputs(self, X, T, y)
         binary = is_binary_outcome(yf)
         seed = self.random_state
         X0, X1, y0, y1 = Xa[t == 0], Xa[t == 1], yf[t == 0], yf[t == 1]
@@ -116,9 +109,7 @@ class XLearner(BaseEstimator):
 
     def effect(self, X: Matrix) -> FloatArray:
         """Estimated individual effects, shape (n,)."""
-        check_is_fitted(self)
-        Xa: FloatArray = validate_data(self, X, reset=False, dtype=np.float64,
-                                       ensure_all_finite="allow-nan")
+        Xa = predict_inputs(self, X)
         e = np.asarray(self.propensity_model_.predict_proba(Xa)[:, 1], dtype=np.float64)
         out: FloatArray = (e * predict_outcome(self.tau0_, Xa)
                            + (1.0 - e) * predict_outcome(self.tau1_, Xa))

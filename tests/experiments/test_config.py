@@ -67,6 +67,8 @@ def test_hash_is_stable_and_changes_with_content() -> None:
                                                        "max_gap": 0.1}),
          ["effects", "effects.access.attribute", "sensitive_attributes"]),
         (lambda r: r["effects"].__setitem__("trim", [0.5, 0.2]), ["effects", "trim"]),
+        (lambda r: r["effects"].__setitem__("risk_stage", "sometimes"),
+         ["effects", "risk_stage"]),
         (lambda r: r["effects"].__setitem__("programmes", {}), ["effects", "programmes"]),
     ],
 )

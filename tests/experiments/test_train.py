@@ -176,6 +176,9 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
         artifact_uri=f"models:/{placement_run.model_name}/{placement_run.model_version}"))
     model = EffectsModel.load(root / "artifacts" / EFFECTS_FILE)
     assert model.programmes == ("family_support",)
+    learner = model.effects.learners_["family_support"]
+    assert learner.risk_stage and len(learner.risk_stages_) == config_effects_bootstrap(
+        "child_placement")
     data = build_dataset(_small("child_placement"), EventTables.load(municipality / "clean"))
     assert list(model.feature_names) == list(data.X.columns)
     effect = model.effect(data.X.head(50))
@@ -190,6 +193,12 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
     assert {r["policy"] for r in summary["allocation"]["policies"]} == {
         "effect", "risk", "random"}
     assert "effects_family_support_test_autoc" in metrics
+
+
+def config_effects_bootstrap(name: str) -> int:
+    effects = _small(name).effects
+    assert effects is not None
+    return effects.n_bootstrap
 
 
 def test_benefit_experiment_trains_with_effects_and_allocation(municipality: Path,

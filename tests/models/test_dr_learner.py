@@ -236,7 +236,8 @@ def test_effect_contributions_sum_to_the_effect() -> None:
         assert np.abs(contrib[:, 0]).mean() > np.abs(contrib[:, 1:3]).mean(axis=0).max()
     labels = np.where(t == 1, "a", "none")
     multi = MultiProgrammeEffects(learner=DRLearner(n_bootstrap=0, random_state=0,
-                                                    final_model=DummyRegressor()))
+                                                    final_model=DummyRegressor(),
+                                                    risk_stage=False))
     multi.fit(X, labels, y)
     flat = multi.effect_contributions(X[:5])["a"]
     np.testing.assert_allclose(flat[:, :3], 0.0)
