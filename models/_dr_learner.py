@@ -69,6 +69,7 @@ from overblik.models._effects import (
 )
 from overblik.models._propensity import OverlapReport, check_trim, overlap_report, trimmed_mask
 from overblik.models._risk_stage import (
+    MIN_RISK_STAGE_MINORITY_ROWS,
     RiskStage,
     baseline_margin,
     baseline_margin_contributions,
@@ -209,7 +210,9 @@ class DRLearner(BaseEstimator):
         strongly regularised LightGBM with cross-validated rounds (``final_rounds_``).
     risk_stage : bool, default True
         Fit the risk stage first (effects varying with baseline risk; its ridge penalty, or
-        the constant, chosen by cross-validation: ``risk_penalty_``).
+        the constant, chosen by cross-validation: ``risk_penalty_``). With fewer than
+        ``MIN_RISK_STAGE_MINORITY_ROWS`` (300) kept rows in the smaller arm the stage is
+        the constant.
     n_folds : int, default 5
         Cross-fitting folds.
     trim : (low, high), default (0.01, 0.99)
@@ -306,14 +309,18 @@ class DRLearner(BaseEstimator):
         # Out-of-fold margins of the untreated outcome model: the index of the risk stage.
         self.logit_margin_ = any(is_classifier(f.outcome0) for f in folds)
         r = logit(scores.mu0) if self.logit_margin_ else scores.mu0
-        self.final_models_, self.risk_stages_ = self._fit_final(Xa[kept], r[kept], phi, gk)
+        minority = int(min(t[kept].sum(), (1 - t[kept]).sum()))
+        self.final_models_, self.risk_stages_ = self._fit_final(
+            Xa[kept], r[kept], phi, gk, minority_rows=minority)
         return self
 
     def _fit_final(self, Xk: FloatArray, r: FloatArray, phi: FloatArray,
-                   groups: npt.ArrayLike | None) -> tuple[list[Any], list[RiskStage]]:
+                   groups: npt.ArrayLike | None, *, minority_rows: int
+                   ) -> tuple[list[Any], list[RiskStage]]:
         self.risk_penalty_: float | None = None
+        minority_share = minority_rows / len(phi)
         centre, scale = float(r.mean()), float(r.std()) or 1.0
-        if self.risk_stage:
+        if self.risk_stage and minority_rows >= MIN_RISK_STAGE_MINORITY_ROWS:
             self.risk_penalty_ = tune_risk_penalty(r, phi, groups, centre=centre, scale=scale,
                                                    random_state=self.random_state)
 
@@ -327,10 +334,11 @@ class DRLearner(BaseEstimator):
         rest = phi - whole.predict(r) if whole is not None else phi
         if self.final_model is None:
             self.final_rounds_: int | None = tune_final_rounds(
-                Xk, rest, groups, random_state=self.random_state)
+                Xk, rest, groups, minority_share=minority_share,
+                random_state=self.random_state)
         else:
             self.final_rounds_ = None
-        leaf_rows = final_leaf_rows(len(phi))
+        leaf_rows = final_leaf_rows(len(phi), minority_share)
 
         def make(seed: int) -> Any:
             if self.final_model is not None:

@@ -13,6 +13,7 @@ Conventions of the effect estimators (:mod:`._dr_learner`, :mod:`._meta_learners
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import Any
@@ -27,6 +28,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
     "Interval",
+    "beats_the_constant",
     "crossfit_folds",
     "default_final_model",
     "default_outcome_model",
@@ -114,41 +116,77 @@ def default_final_model(random_state: int = 0, *, n_estimators: int = 400,
                              random_state=random_state, n_jobs=1, verbose=-1)
 
 
-def final_leaf_rows(n: int) -> int:
-    """Rows a leaf of the default effect model must hold: 200, or 1/50 of the rows."""
-    return max(200, n // 50)
+MIN_LEAF_MINORITY_ROWS = 50
+
+
+def final_leaf_rows(n: int, minority_share: float = 0.5) -> int:
+    """Rows a leaf of the default effect model must hold: 200, 1/50 of the rows, and enough
+    for ``MIN_LEAF_MINORITY_ROWS`` rows of the smaller arm on average (``minority_share``:
+    its share of the rows). A pseudo-outcome's noise comes from the smaller arm's inverse
+    propensity weights: a leaf with a handful of its rows has a mean of noise."""
+    share = min(max(minority_share, 1e-6), 0.5)
+    return max(200, n // 50, math.ceil(MIN_LEAF_MINORITY_ROWS / share))
+
+
+def beats_the_constant(phi: FloatArray, constant: FloatArray, model: FloatArray,
+                       groups: npt.ArrayLike | None) -> bool:
+    """Whether held-out predictions ``model`` beat ``constant`` by more than one standard
+    error of the paired difference in squared pseudo-outcome loss (clustered by person).
+
+    The one-standard-error rule (Breiman et al.'s CART; glmnet's ``lambda.1se``): pseudo-
+    outcomes carry inverse-propensity noise many times the effect, so the cross-validated
+    minimum alone often picks heterogeneity that is noise, and an effect model fitted to
+    noise ranks citizens at random (worse: it sends places where they do no good).
+    """
+    gain = (phi - constant) ** 2 - (phi - model) ** 2
+    return bool(gain.mean() > cluster_se(gain, groups))
 
 
 def tune_final_rounds(X: FloatArray, phi: FloatArray, groups: npt.ArrayLike | None, *,
-                      max_rounds: int = 400, n_folds: int = 3, random_state: int = 0) -> int:
+                      max_rounds: int = 400, n_folds: int = 3, minority_share: float = 0.5,
+                      random_state: int = 0) -> int:
     """Boosting rounds of the default effect model, by cross-validated pseudo-outcome loss.
 
     ``E[(phi - tau_hat(x))^2] = E[(tau(x) - tau_hat(x))^2] + const`` when ``phi``'s
     conditional mean is the effect, so the held-out squared error of the pseudo-outcome
     ranks effect models as their (unobservable) error against the true effects does.
     Round 0 is the constant (the average effect): chosen when the data show no
-    heterogeneity the model can find.
+    heterogeneity the model can find, or when the best number of rounds does not beat it by
+    more than a standard error (:func:`beats_the_constant`).
     """
     n = len(phi)
     if n < 2 * n_folds:
         return 0
-    if groups is None:
+    g = None if groups is None else np.asarray(groups)
+    if g is None:
         splits = list(KFold(n_splits=n_folds, shuffle=True,
                             random_state=random_state).split(X))
     else:
         splits = list(GroupKFold(n_splits=n_folds, shuffle=True,
-                                 random_state=random_state).split(X, groups=groups))
+                                 random_state=random_state).split(X, groups=g))
     loss = np.zeros(max_rounds + 1)
+    fitted = []
     for train, val in splits:
         base = float(phi[train].mean())
         loss[0] += float(np.sum((phi[val] - base) ** 2))
         model = default_final_model(random_state, n_estimators=max_rounds,
-                                    min_child_samples=final_leaf_rows(len(train)))
+                                    min_child_samples=final_leaf_rows(len(train),
+                                                                      minority_share))
         model.fit(X[train], phi[train], eval_X=(X[val],), eval_y=(phi[val],), eval_metric="l2")
         curve = np.asarray(model.evals_result_["valid_0"]["l2"], dtype=np.float64)
         loss[1:len(curve) + 1] += curve * len(val)
         loss[len(curve) + 1:] = np.inf  # fewer rounds when LightGBM stopped early
-    return int(np.argmin(loss))
+        fitted.append((val, base, model))
+    best = int(np.argmin(loss))
+    if best == 0:
+        return 0
+    val_rows = np.concatenate([val for val, _, _ in fitted])
+    constant = np.concatenate([np.full(len(val), base) for val, base, _ in fitted])
+    predicted = np.concatenate([np.asarray(model.predict(X[val], num_iteration=best))
+                                for val, _, model in fitted])
+    keep = beats_the_constant(phi[val_rows], constant, predicted,
+                              None if g is None else g[val_rows])
+    return best if keep else 0
 
 
 def is_binary_outcome(y: FloatArray) -> bool:

@@ -76,3 +76,21 @@ def test_dr_learner_finds_risk_driven_effects_from_few_treated_rows() -> None:
     low, high = with_stage.effect_interval(sim.X[test][:200])
     effect = contrib.sum(axis=1)
     assert (low <= effect + 1e-12).all() and (effect <= high + 1e-12).all()
+
+
+def test_few_treated_rows_give_the_average_not_noise() -> None:
+    """A programme with no heterogeneity and ~150 treated rows among 3,000 (extreme
+    propensities, as in a small municipality): the effect model must not turn the
+    pseudo-outcomes' noise into individual effects, whatever the seed."""
+    rng = np.random.default_rng(9)
+    n = 3000
+    X = rng.normal(size=(n, 6))
+    e = 1.0 / (1.0 + np.exp(-(-3.4 + 1.2 * X[:, 0])))
+    T = (rng.random(n) < e).astype(np.int_)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-(0.3 * X[:, 1] + 0.4 * T)))).astype(np.int_)
+    assert 100 < T.sum() < 220
+    for seed in range(4):
+        learner = DRLearner(n_bootstrap=2, random_state=seed).fit(X, T, y)
+        effect = learner.effect(X)
+        assert learner.risk_penalty_ is None  # under MIN_RISK_STAGE_MINORITY_ROWS
+        assert effect.max() - effect.min() < 0.2, (seed, effect.min(), effect.max())
