@@ -282,10 +282,10 @@ def estimate_effects(table: EffectsTable, *, trim: tuple[float, float] = (0.01, 
         raise InputError(f"{table.path}: {exc}") from None
     if progress:
         progress("fit", 1, 1)
-    effect = learner.effect(table.X)
     if n_bootstrap >= 2:
-        low, high = learner.effect_interval(table.X)
+        effect, low, high = learner.effect_and_interval(table.X)
     else:
+        effect = learner.effect(table.X)
         low = high = np.full(table.rows, np.nan)
     cate = pd.DataFrame({"row": np.arange(1, table.rows + 1), "effect": effect,
                          "ci_low": low, "ci_high": high, "trimmed": learner.trimmed_,

@@ -151,8 +151,7 @@ def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSp
         if report.trimmed_share > 0.1:
             notes.append(f"{p}: {report.trimmed_share:.0%} of the training rows are outside "
                          f"the propensity bounds {list(section.trim)} (poor overlap)")
-    est = effects.effect(X[test])
-    low, high = effects.effect_interval(X[test])
+    est, low, high = effects.effect_and_interval(X[test])
     risk = np.asarray(risk_model.predict_proba(data.X.loc[test])[:, 1], dtype=np.float64)
     figures: dict[str, Figure] = {}
     phi = np.full((int(test.sum()), len(programmes)), np.nan)

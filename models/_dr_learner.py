@@ -441,17 +441,19 @@ class DRLearner(BaseEstimator):
         out /= len(self.final_models_)
         if self.risk_stages_:
             shap = self._margin_contributions(Xa)
-            for risk in self.risk_stages_:
-                if shap is not None:
+            if shap is not None:
+                for risk in self.risk_stages_:
                     out += risk.attribute(shap) / len(self.final_models_)
-                else:  # no SHAP values of the outcome model: the stage stays unattributed
-                    out[:, -1] += risk.predict(self._margin(Xa)) / len(
-                        self.final_models_)
+            else:  # no SHAP values of the outcome model: the stage stays unattributed
+                r = self._margin(Xa)
+                for risk in self.risk_stages_:
+                    out[:, -1] += risk.predict(r) / len(self.final_models_)
         return out
 
-    def effect_interval(self, X: Matrix, alpha: float | None = None
-                        ) -> tuple[FloatArray, FloatArray]:
-        """Lower and upper bounds of each row's effect (bootstrap of the effect model).
+    def effect_and_interval(self, X: Matrix, alpha: float | None = None
+                            ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Effect, lower and upper bound of each row from one pass over the bagged models
+        (what :meth:`effect` and :meth:`effect_interval` give, at the cost of one).
 
         Raises
         ------
@@ -464,7 +466,19 @@ class DRLearner(BaseEstimator):
         z = z_value(self.alpha if alpha is None else alpha)
         pred = self._predictions(X)
         mean, sd = pred.mean(axis=0), pred.std(axis=0, ddof=1)
-        return mean - z * sd, mean + z * sd
+        return mean, mean - z * sd, mean + z * sd
+
+    def effect_interval(self, X: Matrix, alpha: float | None = None
+                        ) -> tuple[FloatArray, FloatArray]:
+        """Lower and upper bounds of each row's effect (bootstrap of the effect model).
+
+        Raises
+        ------
+        ValueError
+            When fitted with ``n_bootstrap=0``.
+        """
+        _, low, high = self.effect_and_interval(X, alpha)
+        return low, high
 
     def propensity(self, X: Matrix) -> FloatArray:
         """``P(T = 1 | X)`` of new rows: the mean of the fold propensity models."""
@@ -550,13 +564,19 @@ class MultiProgrammeEffects(BaseEstimator):
         check_is_fitted(self)
         return np.column_stack([self.learners_[p].effect(X) for p in self.programmes_])
 
+    def effect_and_interval(self, X: Matrix, alpha: float | None = None
+                            ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Effects, lower and upper bounds, each of shape (n, m), one pass per learner."""
+        check_is_fitted(self)
+        parts = [self.learners_[p].effect_and_interval(X, alpha) for p in self.programmes_]
+        effect, low, high = (np.column_stack([part[i] for part in parts]) for i in range(3))
+        return effect, low, high
+
     def effect_interval(self, X: Matrix, alpha: float | None = None
                         ) -> tuple[FloatArray, FloatArray]:
         """Lower and upper bounds, each of shape (n, m)."""
-        check_is_fitted(self)
-        bounds = [self.learners_[p].effect_interval(X, alpha) for p in self.programmes_]
-        return (np.column_stack([b[0] for b in bounds]),
-                np.column_stack([b[1] for b in bounds]))
+        _, low, high = self.effect_and_interval(X, alpha)
+        return low, high
 
     def effect_contributions(self, X: Matrix) -> dict[str, FloatArray]:
         """Per programme, each feature's share of the effect (see
@@ -586,11 +606,10 @@ class MultiProgrammeEffects(BaseEstimator):
         parts = []
         for p in self.programmes_:
             learner = self.learners_[p]
-            effect = learner.effect(X)
             try:
-                low, high = learner.effect_interval(X, alpha)
+                effect, low, high = learner.effect_and_interval(X, alpha)
             except (AttributeError, ValueError):  # a learner without intervals
-                low = high = np.full(n, np.nan)
+                effect, low, high = learner.effect(X), np.full(n, np.nan), np.full(n, np.nan)
             trimmed = (learner.is_trimmed(X) if hasattr(learner, "is_trimmed")
                        else np.zeros(n, dtype=bool))
             parts.append(pd.DataFrame({"programme": p, "row": np.arange(n), "effect": effect,

@@ -31,7 +31,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, clone
-from sklearn.utils.validation import validate_data
 
 from overblik.models._effects import (
     FloatArray,
@@ -227,9 +226,9 @@ class AveragedEffects(BaseEstimator):
         """Fit every learner with every seed."""
         if not self.estimators or self.n_seeds < 1:
             raise ValueError("AveragedEffects needs at least one estimator and n_seeds >= 1")
-        Xa: FloatArray = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+        Xa, t, yf = fit_inputs(self, X, T, y)
         self.fitted_ = [clone(est).set_params(random_state=self.random_state + k)
-                        .fit(Xa, T, y, groups=groups)
+                        .fit(Xa, t, yf, groups=groups)
                         for est in self.estimators for k in range(self.n_seeds)]
         return self
 

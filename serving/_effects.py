@@ -19,7 +19,7 @@ import numpy.typing as npt
 from overblik.experiments._effects_model import EffectsModel
 from overblik.features._feature_spec import FeatureDef
 from overblik.models import Allocation
-from overblik.serving._reasons import Language, effect_reasons_for
+from overblik.serving._reasons import Language, reasons_for
 from overblik.serving._schemas import EffectReason, EffectsInfo, ProgrammeEffect, ProgrammeInfo
 
 __all__ = ["EFFECT_SCALE", "NO_EFFECTS", "EffectsScorer", "Estimates", "PlannedAllocation",
@@ -120,7 +120,9 @@ class EffectsScorer:
             reasons = [] if shares is None else [
                 EffectReason(feature=r.feature, sentence=r.sentence, value=r.value,
                              contribution=r.contribution, direction=r.direction)
-                for r in effect_reasons_for(self.features, row, shares[0, :-1], lang, top)]
+                # The average (last column) is no feature's: only the features' shares.
+                for r in reasons_for(self.features, row, shares[0, :-1], lang, top,
+                                     of="effect")]
             out.append(ProgrammeEffect(
                 programme=p, effect=float(est.effect[0, j]),
                 ci_low=_finite(est.ci_low[0, j]), ci_high=_finite(est.ci_high[0, j]),

@@ -21,8 +21,8 @@ import numpy.typing as npt
 from overblik.features._feature_spec import FeatureDef
 from overblik.models._estimators import LightGBMRisk
 
-__all__ = ["Explainer", "Language", "ReasonText", "effect_reasons_for", "format_value",
-           "pick_language", "positive_class", "reasons_for"]
+__all__ = ["Explainer", "Language", "ReasonText", "format_value", "pick_language",
+           "positive_class", "reasons_for"]
 
 Language = Literal["da", "en"]
 F64 = npt.NDArray[np.float64]
@@ -184,13 +184,3 @@ def reasons_for(features: tuple[FeatureDef, ...] | list[FeatureDef], values: F64
         out.append(_reason(features[j], float(values[j]), float(contributions[j]), lang, of))
     return out
 
-
-def effect_reasons_for(features: tuple[FeatureDef, ...] | list[FeatureDef], values: F64,
-                       contributions: F64, lang: Language, top: int) -> list[ReasonText]:
-    """The reasons behind one programme's effect for one citizen, largest first.
-
-    ``contributions`` has one entry per feature (the effect model's average, the last column
-    of :meth:`EffectsModel.contributions`, left out); a positive one makes the programme
-    help more. A constant effect model has no reasons.
-    """
-    return reasons_for(features, values, contributions, lang, top, of="effect")

@@ -9,11 +9,7 @@ import pytest
 
 from overblik.models import DRLearner
 from overblik.models._risk_stage import RiskStage, tune_risk_penalty
-from tests.models.test_risk_based import hazard_sim
-
-
-def _pehe(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((a - b) ** 2)))
+from tests.models.test_risk_based import _pehe, hazard_sim
 
 
 def test_ridge_fit_and_the_constant() -> None:
