@@ -18,20 +18,21 @@ heterogeneous causal effects"; the cross-fitted variant of econml's ``DRLearner`
    ``mean[T (Y - mu0) - (1 - T) e / (1 - e) (Y - mu0)] / P(T = 1)``; both with
    influence-function standard errors (clustered by person when ``groups`` is given).
 5. **The effect model** regresses ``phi`` on ``x`` in two stages: the *risk stage*
-   (:mod:`._risk_stage`, on by default) fits a ridge quadratic in the baseline risk's
-   margin (the untreated outcome model's log-odds), so effects that vary with how likely
-   the outcome was without the programme are found from few treated rows; the *feature
-   stage* regresses what remains on ``x`` (by default a shallow LightGBM with large leaves
-   whose number of rounds is chosen by cross-validated pseudo-outcome loss,
-   :func:`~overblik.models._effects.tune_final_rounds`; 0 rounds when no further
-   heterogeneity is found). Both stages' complexity is chosen by cross-validation, so with
-   no heterogeneity in the data the effect is the constant ATE. Both are bagged over
-   ``n_bootstrap`` bootstrap resamples (whole persons): the effect of a row is the mean
-   of the bagged predictions, and its interval is ``mean ± z · sd`` over them. This
-   interval measures the sampling variability of the effect model given the cross-fitted
-   nuisances (whose errors enter only as a product, so they are second order); it does
-   not cover the regularisation bias of the final model, so it is a variability band,
-   not a guaranteed-coverage interval for each person.
+   (:mod:`._risk_stage`, on by default) fits a ridge quadratic in the baseline risk
+   (the untreated outcome model's probability or its log-odds, the one that suits the
+   outcome's rarity unless the other cross-validates clearly better), so effects that
+   vary with how likely the outcome was without the programme are found from few treated
+   rows; the *feature stage* regresses what remains on ``x`` (by default a shallow
+   LightGBM with large leaves whose number of rounds is chosen by cross-validated
+   pseudo-outcome loss, :func:`~overblik.models._effects.tune_final_rounds`; 0 rounds
+   when no further heterogeneity is found). Both stages' complexity is chosen by
+   cross-validation, so with no heterogeneity in the data the effect is the constant ATE.
+   Both are bagged over ``n_bootstrap`` bootstrap resamples (whole persons): the effect of
+   a row is the mean of the bagged predictions, and its interval is ``mean ± z · sd``
+   over them. This interval measures the sampling variability of the effect model given
+   the cross-fitted nuisances (whose errors enter only as a product, so they are second
+   order); it does not cover the regularisation bias of the final model, so it is a
+   variability band, not a guaranteed-coverage interval for each person.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ from overblik.models._risk_stage import (
     baseline_margin,
     baseline_margin_contributions,
     logit,
-    tune_risk_penalty,
+    risk_bases,
+    tune_risk_stage,
 )
 
 __all__ = ["DRLearner", "DRScores", "MultiProgrammeEffects", "dr_scores"]
@@ -209,10 +211,10 @@ class DRLearner(BaseEstimator):
         Regresses the pseudo-outcome (less the risk stage) on ``X``. Default: shallow,
         strongly regularised LightGBM with cross-validated rounds (``final_rounds_``).
     risk_stage : bool, default True
-        Fit the risk stage first (effects varying with baseline risk; its ridge penalty, or
-        the constant, chosen by cross-validation: ``risk_penalty_``). With fewer than
-        ``MIN_RISK_STAGE_MINORITY_ROWS`` (300) kept rows in the smaller arm the stage is
-        the constant.
+        Fit the risk stage first (effects varying with baseline risk; its basis and ridge
+        penalty, or the constant, chosen by cross-validation: ``risk_basis_``,
+        ``risk_penalty_``). With fewer than ``MIN_RISK_STAGE_MINORITY_ROWS`` (300) kept rows
+        in the smaller arm the stage is the constant.
     n_folds : int, default 5
         Cross-fitting folds.
     trim : (low, high), default (0.01, 0.99)
@@ -241,6 +243,9 @@ class DRLearner(BaseEstimator):
         Rounds of the default effect model (0: constant); None with ``final_model``.
     risk_penalty_ : float or None
         Ridge penalty per row of the risk stage; None: constant (or no risk stage).
+    risk_basis_ : {"margin", "probability"} or None
+        What the risk stage is quadratic in: the baseline margin (log-odds) or the baseline
+        probability; None with the constant.
     risk_stages_ : list of RiskStage, one per bagged effect model (empty without it)
     n_treated_ : int
     """
@@ -318,17 +323,23 @@ class DRLearner(BaseEstimator):
                    groups: npt.ArrayLike | None, *, minority_rows: int
                    ) -> tuple[list[Any], list[RiskStage]]:
         self.risk_penalty_: float | None = None
+        self.risk_basis_: str | None = None
         minority_share = minority_rows / len(phi)
-        centre, scale = float(r.mean()), float(r.std()) or 1.0
+        chosen = None
         if self.risk_stage and minority_rows >= MIN_RISK_STAGE_MINORITY_ROWS:
-            self.risk_penalty_ = tune_risk_penalty(r, phi, groups, centre=centre, scale=scale,
-                                                   random_state=self.random_state)
+            chosen = tune_risk_stage(r, phi, groups,
+                                     bases=risk_bases(r, logit_margin=self.logit_margin_),
+                                     random_state=self.random_state)
+        if chosen is not None:
+            basis, self.risk_penalty_ = chosen
+            self.risk_basis_ = basis.kind
+        else:  # the constant (its basis is immaterial)
+            basis = risk_bases(r, logit_margin=False)[0]
 
         def stage(rows: npt.NDArray[np.int_] | slice) -> RiskStage | None:
             if not self.risk_stage:
                 return None
-            return RiskStage.fit(r[rows], phi[rows], alpha=self.risk_penalty_, centre=centre,
-                                 scale=scale)
+            return RiskStage.fit(r[rows], phi[rows], alpha=self.risk_penalty_, basis=basis)
 
         whole = stage(slice(None))
         rest = phi - whole.predict(r) if whole is not None else phi

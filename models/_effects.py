@@ -35,7 +35,9 @@ __all__ = [
     "default_propensity_model",
     "final_leaf_rows",
     "fit_inputs",
+    "group_codes",
     "is_binary_outcome",
+    "kfold_splits",
     "predict_inputs",
     "predict_outcome",
     "tune_final_rounds",
@@ -158,12 +160,7 @@ def tune_final_rounds(X: FloatArray, phi: FloatArray, groups: npt.ArrayLike | No
     if n < 2 * n_folds:
         return 0
     g = None if groups is None else np.asarray(groups)
-    if g is None:
-        splits = list(KFold(n_splits=n_folds, shuffle=True,
-                            random_state=random_state).split(X))
-    else:
-        splits = list(GroupKFold(n_splits=n_folds, shuffle=True,
-                                 random_state=random_state).split(X, groups=g))
+    splits = kfold_splits(n, n_folds=n_folds, groups=g, random_state=random_state)
     loss = np.zeros(max_rounds + 1)
     fitted = []
     for train, val in splits:
@@ -242,6 +239,26 @@ def check_outcome(y: npt.ArrayLike, n: int) -> FloatArray:
     return yf
 
 
+def group_codes(groups: npt.ArrayLike) -> IntArray:
+    """Integer codes of group labels, in the labels' sorted order.
+
+    scikit-learn's group splitters run ``np.isin`` on the labels: on string person ids
+    that took 20 s per fold at 176k rows, on codes milliseconds; the folds are the same.
+    """
+    _, code = np.unique(np.asarray(groups), return_inverse=True)
+    return np.asarray(code, dtype=np.int64)
+
+
+def kfold_splits(n: int, *, n_folds: int, groups: npt.ArrayLike | None,
+                 random_state: int) -> list[tuple[IntArray, IntArray]]:
+    """Shuffled (train, validation) index pairs of ``n`` rows, whole groups together."""
+    if groups is None:
+        return list(KFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+                    .split(np.zeros(n)))
+    return list(GroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+                .split(np.zeros(n), groups=group_codes(groups)))
+
+
 def crossfit_folds(T: IntArray, *, n_folds: int, groups: npt.ArrayLike | None,
                    random_state: int) -> list[IntArray]:
     """Held-out row indices of each fold, stratified by treatment, whole groups together.
@@ -267,7 +284,7 @@ def crossfit_folds(T: IntArray, *, n_folds: int, groups: npt.ArrayLike | None,
     if len(g) != len(T):
         raise ValueError(f"groups must have one value per row ({len(T)}), got {len(g)}")
     sgk = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-    return [test for _, test in sgk.split(dummy, T, groups=g)]
+    return [test for _, test in sgk.split(dummy, T, groups=group_codes(g))]
 
 
 def cluster_se(scores: FloatArray, groups: npt.ArrayLike | None) -> float:

@@ -6,10 +6,20 @@ changes the *hazard* of an outcome helps more or less depending on how likely th
 was without it. The PATH statement's "risk modelling" (Kent et al., Annals of Internal
 Medicine 2020) lets the effect vary with the baseline risk only: one index, so few rows
 suffice. Here the index is the margin ``r(x)`` of the untreated outcome model (its log-odds
-for a 0/1 outcome, its prediction otherwise); the stage is a ridge quadratic in the
-standardised ``r`` fitted to the doubly-robust pseudo-outcome, with its penalty (or the
-constant) chosen by cross-validated pseudo-outcome loss, so it stays doubly robust and
-reverts to the average effect when the data show no such heterogeneity.
+for a 0/1 outcome, its prediction otherwise); the stage is a ridge quadratic fitted to the
+doubly-robust pseudo-outcome, so it stays doubly robust, in one of two bases:
+
+- ``margin``: quadratic in the standardised ``r`` (an effect that rises and falls with the
+  log-odds, e.g. a programme that helps most those with middling chances);
+- ``probability`` (0/1 outcomes only): quadratic in the standardised baseline probability
+  ``sigmoid(r)``, the risk-difference scale. A programme that scales a rare event's hazard
+  changes its probability in proportion to the probability itself, which a quadratic in
+  the log-odds (exponential in it) cannot follow: it bends back up at the low-risk end and
+  hands places to those least at risk.
+
+The basis and its penalty (or the constant) are chosen together by cross-validated
+pseudo-outcome loss, so the stage reverts to the average effect when the data show no such
+heterogeneity.
 
 Its share of an effect is attributed to the features exactly: ``r`` is additive in the
 outcome models' SHAP values ``s_j``, and ``h(r) - h(r0) = sum_j s_j (h(r) - h(r0)) / (r -
@@ -18,19 +28,22 @@ r0)``, each feature getting its share of the move in baseline risk.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 from sklearn.base import is_classifier
-from sklearn.model_selection import GroupKFold, KFold
 
-from overblik.models._effects import FloatArray, predict_outcome
+from overblik.models._effects import FloatArray, cluster_se, kfold_splits, predict_outcome
 
-__all__ = ["MIN_RISK_STAGE_MINORITY_ROWS", "RISK_PENALTIES", "RiskStage", "baseline_margin",
-           "baseline_margin_contributions", "logit", "tune_risk_penalty"]
+__all__ = ["MIN_RISK_STAGE_MINORITY_ROWS", "RARE_OUTCOME_SHARE", "RISK_CV_REPEATS",
+           "RISK_PENALTIES", "RiskBasis", "RiskBasisKind", "RiskStage", "baseline_margin",
+           "baseline_margin_contributions", "logit", "risk_bases", "tune_risk_stage"]
+
+RiskBasisKind = Literal["margin", "probability"]
 
 # The risk stage needs this many rows of the smaller arm (after trimming), about 100 in
 # each third of the risk range; with fewer, the quadratic's ends are noise (measured: 150
@@ -38,6 +51,11 @@ __all__ = ["MIN_RISK_STAGE_MINORITY_ROWS", "RISK_PENALTIES", "RiskStage", "basel
 MIN_RISK_STAGE_MINORITY_ROWS = 300
 # Ridge penalties per row tried by cross-validation (the constant is always a candidate).
 RISK_PENALTIES = (0.01, 0.1, 1.0, 10.0, 100.0)
+# An outcome whose rarer value has a mean baseline probability under this is rare (the
+# share under which odds, risk and hazard ratios are taken to coincide).
+RARE_OUTCOME_SHARE = 0.1
+# Fold assignments whose losses are summed when choosing the basis and penalty.
+RISK_CV_REPEATS = 3
 _CLIP = 1e-6
 
 
@@ -64,51 +82,102 @@ def baseline_margin_contributions(model: Any, X: FloatArray) -> FloatArray | Non
     return None
 
 
-def _design(z: FloatArray) -> FloatArray:
-    return np.column_stack([z, z * z])
+def _sigmoid(r: FloatArray) -> FloatArray:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * r)), dtype=np.float64)  # overflow-free
+
+
+@dataclass(frozen=True)
+class RiskBasis:
+    """The index a risk stage is quadratic in: ``z = (u(r) - centre) / scale`` with ``u``
+    the margin itself (``margin``) or the baseline probability ``sigmoid(r)``
+    (``probability``), standardised on the rows it was made from."""
+
+    kind: RiskBasisKind
+    centre: float
+    scale: float
+
+    @classmethod
+    def of(cls, kind: RiskBasisKind, r: FloatArray) -> RiskBasis:
+        """The basis standardised on margins ``r``."""
+        u = _sigmoid(r) if kind == "probability" else r
+        return cls(kind, float(u.mean()), float(u.std()) or 1.0)
+
+    def z(self, r: FloatArray) -> FloatArray:
+        """The standardised index of margins ``r``."""
+        u = _sigmoid(r) if self.kind == "probability" else r
+        return np.asarray((u - self.centre) / self.scale, dtype=np.float64)
+
+    def dz_dr(self, r: FloatArray) -> FloatArray:
+        """``dz/dr``."""
+        if self.kind == "probability":
+            p = _sigmoid(r)
+            return np.asarray(p * (1.0 - p) / self.scale, dtype=np.float64)
+        return np.full(len(r), 1.0 / self.scale)
+
+
+def risk_bases(r: FloatArray, *, logit_margin: bool) -> list[RiskBasis]:
+    """The bases cross-validation chooses from, in order of preference (see
+    :func:`tune_risk_stage`).
+
+    For a numeric outcome only the margin (the probability would be the same). For a 0/1
+    outcome both, the probability first when the outcome is rare (its rarer value's mean
+    baseline probability under :data:`RARE_OUTCOME_SHARE`): a programme that scales the
+    hazard of a rare event changes its probability in proportion to the probability
+    (hazard, odds and risk ratios coincide), a straight line in the probability and an
+    exponential in the log-odds. For a common outcome the same programme helps most in the
+    middle (``p (1 - p)`` times the log hazard ratio), a hump that a quadratic in the
+    log-odds follows, so the margin comes first.
+    """
+    if not logit_margin:
+        return [RiskBasis.of("margin", r)]
+    mean = float(_sigmoid(r).mean())
+    kinds: list[RiskBasisKind] = (["probability", "margin"]
+                                  if min(mean, 1.0 - mean) < RARE_OUTCOME_SHARE
+                                  else ["margin", "probability"])
+    return [RiskBasis.of(kind, r) for kind in kinds]
 
 
 @dataclass(frozen=True)
 class RiskStage:
-    """``h(r) = intercept + b1 z + b2 z^2`` with ``z = (r - centre) / scale``, ``r`` held
-    within the central 98 % of the range it was fitted on (``low``, ``high``): a quadratic
-    must not extrapolate."""
+    """``h(r) = intercept + b1 z + b2 z^2`` with ``z = basis.z(r)``, ``r`` held within the
+    central 98 % of the range it was fitted on (``low``, ``high``): a quadratic must not
+    extrapolate."""
 
-    centre: float
-    scale: float
+    basis: RiskBasis
     intercept: float
     coef: tuple[float, float]
     low: float = -np.inf
     high: float = np.inf
 
     @classmethod
-    def fit(cls, r: FloatArray, phi: FloatArray, *, alpha: float | None, centre: float,
-            scale: float) -> RiskStage:
+    def fit(cls, r: FloatArray, phi: FloatArray, *, alpha: float | None,
+            basis: RiskBasis) -> RiskStage:
         """Ridge fit of ``phi`` on the quadratic (``alpha`` None: the constant mean)."""
         # The central 98 %: the quadratic's ends rest on few rows of noisy pseudo-outcomes.
         low, high = (float(v) for v in np.quantile(r, [0.01, 0.99]))
         if alpha is None:
-            return cls(centre, scale, float(phi.mean()), (0.0, 0.0), low, high)
-        B = _design((r - centre) / scale)
+            return cls(basis, float(phi.mean()), (0.0, 0.0), low, high)
+        z = basis.z(np.clip(r, low, high))
+        B = np.column_stack([z, z * z])
         mean_b, mean_phi = B.mean(axis=0), float(phi.mean())
         Bc = B - mean_b
         # Ridge with a free intercept: solve on centred columns, penalty alpha per row.
         beta = np.linalg.solve(Bc.T @ Bc + alpha * len(phi) * np.eye(2), Bc.T @ (phi - mean_phi))
-        return cls(centre, scale, float(mean_phi - mean_b @ beta),
-                   (float(beta[0]), float(beta[1])), low, high)
+        return cls(basis, float(mean_phi - mean_b @ beta), (float(beta[0]), float(beta[1])),
+                   low, high)
 
     def predict(self, r: FloatArray) -> FloatArray:
         """``h(r)``."""
-        z = (np.clip(r, self.low, self.high) - self.centre) / self.scale
+        z = self.basis.z(np.clip(r, self.low, self.high))
         return np.asarray(self.intercept + self.coef[0] * z + self.coef[1] * z * z,
                           dtype=np.float64)
 
     def slope(self, r: FloatArray) -> FloatArray:
         """``dh/dr`` (0 outside the fitted range, where ``h`` is flat)."""
-        z = (r - self.centre) / self.scale
+        z = self.basis.z(r)
         inside = (r >= self.low) & (r <= self.high)
         return np.asarray(np.where(inside, (self.coef[0] + 2.0 * self.coef[1] * z)
-                                   / self.scale, 0.0), dtype=np.float64)
+                                   * self.basis.dz_dr(r), 0.0), dtype=np.float64)
 
     def attribute(self, shap: FloatArray) -> FloatArray:
         """``h(r)`` split over the features whose SHAP values ``shap`` make up ``r``.
@@ -129,32 +198,47 @@ class RiskStage:
         return out
 
 
-def tune_risk_penalty(r: FloatArray, phi: FloatArray, groups: npt.ArrayLike | None, *,
-                      centre: float, scale: float, n_folds: int = 3,
-                      random_state: int = 0) -> float | None:
-    """The ridge penalty of the risk stage by cross-validated pseudo-outcome loss; None
-    (the constant) when no penalty beats it (see :func:`tune_final_rounds` for why the
-    pseudo-outcome loss ranks effect models).
+def tune_risk_stage(r: FloatArray, phi: FloatArray, groups: npt.ArrayLike | None, *,
+                    bases: Sequence[RiskBasis], n_folds: int = 3,
+                    n_repeats: int = RISK_CV_REPEATS, random_state: int = 0
+                    ) -> tuple[RiskBasis, float] | None:
+    """The basis and ridge penalty of the risk stage by cross-validated pseudo-outcome loss;
+    None (the constant) when no penalty of the chosen basis beats it (see
+    :func:`tune_final_rounds` for why the pseudo-outcome loss ranks effect models).
 
-    No one-standard-error gate here, unlike the trees: measured at 100k citizens, it threw
-    away heterogeneity that ranks family support at 84 % of the oracle (the pseudo-outcomes'
-    noise makes every gain look insignificant). Small samples are kept out by
-    :data:`MIN_RISK_STAGE_MINORITY_ROWS` instead."""
+    ``bases`` are in order of preference: a later basis replaces the one chosen so far only
+    when its best fit beats that one's by more than a standard error of the loss difference
+    (clustered by ``groups``). The pseudo-outcome loss hardly tells a quadratic in the
+    probability from one in the log-odds apart (at 100k citizens the winner moved with the
+    fold seed), while their rankings of the least at risk differ, so the basis that suits
+    the outcome's scale stays unless the data clearly say otherwise. The per-row losses are
+    averaged over ``n_repeats`` fold assignments.
+
+    Within a basis, no one-standard-error gate against the constant, unlike the trees:
+    measured at 100k citizens, it threw away heterogeneity that ranks family support at 84 %
+    of the oracle (the pseudo-outcomes' noise makes every gain look insignificant). Small
+    samples are kept out by :data:`MIN_RISK_STAGE_MINORITY_ROWS` instead."""
     n = len(phi)
-    if n < 2 * n_folds:
+    if n < 2 * n_folds or not bases:
         return None
     g = None if groups is None else np.asarray(groups)
-    if g is None:
-        splits = list(KFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-                      .split(r))
-    else:
-        splits = list(GroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-                      .split(r, groups=g))
-    candidates: list[float | None] = [None, *RISK_PENALTIES]
-    # Held-out predictions of every candidate, rows in the order of the folds.
-    predicted = np.vstack([np.concatenate([
-        RiskStage.fit(r[train], phi[train], alpha=alpha, centre=centre, scale=scale)
-        .predict(r[val]) for train, val in splits]) for alpha in candidates])
-    rows = np.concatenate([val for _, val in splits])
-    loss = ((phi[rows] - predicted) ** 2).sum(axis=1)
-    return candidates[int(np.argmin(loss))]
+    candidates: list[tuple[RiskBasis, float | None]] = [
+        (basis, alpha) for basis in bases for alpha in (None, *RISK_PENALTIES)]
+    # Held-out squared error of every candidate on every row, averaged over the repeats.
+    loss = np.zeros((len(candidates), n))
+    for repeat in range(n_repeats):
+        splits = kfold_splits(n, n_folds=n_folds, groups=g, random_state=random_state + repeat)
+        for i, (basis, alpha) in enumerate(candidates):
+            for train, val in splits:
+                fitted = RiskStage.fit(r[train], phi[train], alpha=alpha, basis=basis)
+                loss[i, val] += (phi[val] - fitted.predict(r[val])) ** 2 / n_repeats
+    total = loss.sum(axis=1)
+    per_basis = len(RISK_PENALTIES) + 1
+    chosen = int(np.argmin(total[:per_basis]))
+    for b in range(1, len(bases)):
+        best = b * per_basis + int(np.argmin(total[b * per_basis:(b + 1) * per_basis]))
+        gain = loss[chosen] - loss[best]
+        if gain.mean() > cluster_se(gain, g):
+            chosen = best
+    basis, alpha = candidates[chosen]
+    return None if alpha is None else (basis, alpha)
