@@ -85,7 +85,9 @@ class EffectsRun:
             "programmes": {p: {"places": model.places[j], "cost": model.costs[j],
                                "ate": model.effects.ate_[p].as_dict(),
                                "att": model.effects.att_[p].as_dict(),
-                               "trimmed_share": model.effects.overlap_[p].trimmed_share}
+                               "trimmed_share": model.effects.overlap_[p].trimmed_share,
+                               "effect_model": _effect_model_choice(
+                                   model.effects.learners_[p])}
                            for j, p in enumerate(model.programmes)},
             "budget": model.budget,
             "allocation": None if self.comparison is None else {
@@ -94,6 +96,15 @@ class EffectsRun:
             "price_of_access_constraint": self.prices,
             "warnings": list(self.warnings),
         }
+
+
+def _effect_model_choice(learner: Any) -> dict[str, Any]:
+    """What cross-validation chose for a DR learner's effect model (empty for others): the
+    risk stage's basis and penalty (None: the constant) and the feature stage's rounds."""
+    if not isinstance(learner, DRLearner):
+        return {}
+    return {"risk_basis": learner.risk_basis_, "risk_penalty": learner.risk_penalty_,
+            "feature_stage_rounds": learner.final_rounds_}
 
 
 def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSplit, *,

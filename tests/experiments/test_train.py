@@ -190,6 +190,10 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
     # Family support is evaluated on the test date: the policies are compared there.
     summary = mlflow.artifacts.load_dict(f"runs:/{placement_run.run_id}/effects/summary.json")
     assert summary["allocation"]["judged_by"] == "doubly_robust"
+    # What cross-validation chose for the effect model, for the analyst comparing runs.
+    assert summary["programmes"]["family_support"]["effect_model"] == {
+        "risk_basis": learner.risk_basis_, "risk_penalty": learner.risk_penalty_,
+        "feature_stage_rounds": learner.final_rounds_}
     assert {r["policy"] for r in summary["allocation"]["policies"]} == {
         "effect", "risk", "random"}
     assert "effects_family_support_test_autoc" in metrics
@@ -217,6 +221,9 @@ def test_benefit_experiment_trains_with_effects_and_allocation(municipality: Pat
     summary = mlflow.artifacts.load_dict(
         f"runs:/{result.run_id}/effects/summary.json")
     assert set(summary["programmes"]) == {"mentor", "debt_counselling", "job_course"}
+    for entry in summary["programmes"].values():
+        assert entry["effect_model"]["risk_basis"] in (None, "margin", "probability")
+        assert entry["effect_model"]["feature_stage_rounds"] >= 0
     test = pd.read_parquet(mlflow.artifacts.download_artifacts(
         run_id=result.run_id, artifact_path="effects/test_effects.parquet"))
     given = test["allocated"].replace("", np.nan).dropna()
