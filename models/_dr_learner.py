@@ -62,6 +62,7 @@ from overblik.models._effects import (
     default_propensity_model,
     final_leaf_rows,
     fit_inputs,
+    group_codes,
     is_binary_outcome,
     predict_inputs,
     predict_outcome,
@@ -71,6 +72,7 @@ from overblik.models._effects import (
 from overblik.models._propensity import OverlapReport, check_trim, overlap_report, trimmed_mask
 from overblik.models._risk_stage import (
     MIN_RISK_STAGE_MINORITY_ROWS,
+    RiskBasis,
     RiskStage,
     baseline_margin,
     baseline_margin_contributions,
@@ -289,7 +291,8 @@ class DRLearner(BaseEstimator):
             raise ValueError(f"n_bootstrap={self.n_bootstrap}: use 0 (no intervals) or at "
                              "least 2")
         Xa, t, yf = fit_inputs(self, X, T, y)
-        g = None if groups is None else np.asarray(groups)
+        # Integer codes once: the folds, clustered errors and bootstrap all group by person.
+        g = None if groups is None else group_codes(groups)
         scores, folds = _crossfit(Xa, t, yf, outcome_model=self.outcome_model,
                                   propensity_model=self.propensity_model,
                                   n_folds=self.n_folds, groups=g, trim=trim,
@@ -334,7 +337,7 @@ class DRLearner(BaseEstimator):
             basis, self.risk_penalty_ = chosen
             self.risk_basis_ = basis.kind
         else:  # the constant (its basis is immaterial)
-            basis = risk_bases(r, logit_margin=False)[0]
+            basis = RiskBasis.of("margin", r)
 
         def stage(rows: npt.NDArray[np.int_] | slice) -> RiskStage | None:
             if not self.risk_stage:
@@ -372,7 +375,7 @@ class DRLearner(BaseEstimator):
         if groups is None:
             code, k = np.arange(len(phi)), len(phi)
         else:
-            _, code = np.unique(np.asarray(groups), return_inverse=True)
+            code = group_codes(groups)
             k = int(code.max()) + 1
         order = np.argsort(code, kind="stable")
         starts = np.searchsorted(code[order], np.arange(k + 1))

@@ -159,7 +159,7 @@ def tune_final_rounds(X: FloatArray, phi: FloatArray, groups: npt.ArrayLike | No
     n = len(phi)
     if n < 2 * n_folds:
         return 0
-    g = None if groups is None else np.asarray(groups)
+    g = None if groups is None else group_codes(groups)
     splits = kfold_splits(n, n_folds=n_folds, groups=g, random_state=random_state)
     loss = np.zeros(max_rounds + 1)
     fitted = []
@@ -293,8 +293,7 @@ def cluster_se(scores: FloatArray, groups: npt.ArrayLike | None) -> float:
     centred = scores - scores.mean()
     if groups is None:
         return float(np.sqrt(np.sum(centred**2) / (n * (n - 1))))
-    _, code = np.unique(np.asarray(groups), return_inverse=True)
-    sums = np.bincount(code, weights=centred)
+    sums = np.bincount(group_codes(groups), weights=centred)
     k = len(sums)
     # Small-sample factor k / (k - 1), as in the usual cluster-robust variance.
     return float(np.sqrt(np.sum(sums**2) * k / (k - 1)) / n)

@@ -37,7 +37,13 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import is_classifier
 
-from overblik.models._effects import FloatArray, cluster_se, kfold_splits, predict_outcome
+from overblik.models._effects import (
+    FloatArray,
+    cluster_se,
+    group_codes,
+    kfold_splits,
+    predict_outcome,
+)
 
 __all__ = ["MIN_RISK_STAGE_MINORITY_ROWS", "RARE_OUTCOME_SHARE", "RISK_CV_REPEATS",
            "RISK_PENALTIES", "RiskBasis", "RiskBasisKind", "RiskStage", "baseline_margin",
@@ -221,7 +227,7 @@ def tune_risk_stage(r: FloatArray, phi: FloatArray, groups: npt.ArrayLike | None
     n = len(phi)
     if n < 2 * n_folds or not bases:
         return None
-    g = None if groups is None else np.asarray(groups)
+    g = None if groups is None else group_codes(groups)  # once, not per split and test
     candidates: list[tuple[RiskBasis, float | None]] = [
         (basis, alpha) for basis in bases for alpha in (None, *RISK_PENALTIES)]
     # Held-out squared error of every candidate on every row, averaged over the repeats.
