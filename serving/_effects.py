@@ -22,26 +22,35 @@ from overblik.models import Allocation
 from overblik.serving._reasons import Language, reasons_for
 from overblik.serving._schemas import EffectReason, EffectsInfo, ProgrammeEffect, ProgrammeInfo
 
-__all__ = ["EFFECT_SCALE", "NO_EFFECTS", "EffectsScorer", "Estimates", "PlannedAllocation",
-           "suggest"]
+__all__ = ["EFFECT_SCALE", "MATERIAL_SHARE", "NO_EFFECTS", "EffectsScorer", "Estimates",
+           "PlannedAllocation", "material_size", "suggest"]
 
 F64 = npt.NDArray[np.float64]
 NO_EFFECTS = ("has no effect models: it was trained without an `effects:` section. Add one "
               "to the experiment file (the programmes with their places and cost per place), "
               "retrain with `overblik train`, and have the new version reviewed and promoted")
+# A reason must move the effect by at least this share of it. An effect model that found
+# (almost) no differences between citizens, e.g. a risk stage under its strongest penalty,
+# still splits a deviation of 1e-7 from the average exactly over the features; naming those
+# as what "raises the expected effect" would tell the caseworker something that is not so.
+MATERIAL_SHARE = 0.01
 EFFECT_SCALE: dict[Language, str] = {
     "da": "Effekten er den forventede reduktion i sandsynligheden for udfaldet inden for "
           "horisonten, hvis borgeren får tilbuddet frem for intet tilbud (0,05 = 5 "
           "procentpoint; positiv = tilbuddet hjælper). Intervallet er spredningen mellem de "
           "samlede effektmodeller. Ekstrapoleret: borgeren ligner ingen, der har fået "
           "tilbuddet, så effekten er usikker og foreslås ikke. Gennemsnit + summen af "
-          "bidragene = effekten.",
+          "bidragene = effekten. Begrundelserne er de oplysninger, der flytter borgerens "
+          "effekt mindst 1 % af effekten (eller af gennemsnittet, hvis det er større) væk "
+          "fra gennemsnittet; ingen, når modellen ikke finder forskelle mellem borgerne.",
     "en": "The effect is the expected reduction in the probability of the outcome within the "
           "horizon if the citizen gets the programme rather than none (0.05 = 5 percentage "
           "points; positive = the programme helps). The interval is the spread of the bagged "
           "effect models. Extrapolated: the citizen is unlike anyone who got the programme, "
           "so the effect is uncertain and never suggested. Average + sum of the "
-          "contributions = effect.",
+          "contributions = effect. The reasons are the features that move the citizen's "
+          "effect away from the average by at least 1 % of the effect (or of the average, "
+          "if larger); none when the model finds no differences between citizens.",
 }
 
 
@@ -68,6 +77,11 @@ class PlannedAllocation:
     places: tuple[int, ...]
     costs: tuple[float, ...]
     budget: float | None
+
+
+def material_size(effect: float, average: float) -> float:
+    """The smallest contribution worth naming as a reason for this effect."""
+    return MATERIAL_SHARE * max(abs(effect), abs(average))
 
 
 def suggest(programmes: list[ProgrammeEffect]) -> str | None:
@@ -117,18 +131,18 @@ class EffectsScorer:
         out = []
         for j, p in enumerate(self.programmes):
             shares = contrib.get(p)
+            effect = float(est.effect[0, j])
+            average = float(shares[0, -1]) if shares is not None else effect
             reasons = [] if shares is None else [
                 EffectReason(feature=r.feature, sentence=r.sentence, value=r.value,
                              contribution=r.contribution, direction=r.direction)
                 # The average (last column) is no feature's: only the features' shares.
                 for r in reasons_for(self.features, row, shares[0, :-1], lang, top,
-                                     of="effect")]
+                                     of="effect", min_size=material_size(effect, average))]
             out.append(ProgrammeEffect(
-                programme=p, effect=float(est.effect[0, j]),
-                ci_low=_finite(est.ci_low[0, j]), ci_high=_finite(est.ci_high[0, j]),
-                extrapolated=bool(est.extrapolated[0, j]), cost=float(self.model.costs[j]),
-                average=float(shares[0, -1]) if shares is not None else float(est.effect[0, j]),
-                reasons=reasons))
+                programme=p, effect=effect, ci_low=_finite(est.ci_low[0, j]),
+                ci_high=_finite(est.ci_high[0, j]), extrapolated=bool(est.extrapolated[0, j]),
+                cost=float(self.model.costs[j]), average=average, reasons=reasons))
         # Stable: equal effects keep the model's programme order.
         return sorted(out, key=lambda e: -e.effect)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,7 +87,13 @@ class Explainer:
         ``(n, p)`` array for a LightGBM binary model depending on its version: all give the
         positive class here.
         """
-        return positive_class(self._tree.shap_values(np.asarray(X, dtype=np.float64)), len(X))
+        with warnings.catch_warnings():
+            # shap announces the list output on every call; positive_class handles it, and
+            # the warning would otherwise fill the service log once per request.
+            warnings.filterwarnings("ignore", category=UserWarning,
+                                    message="LightGBM binary classifier with TreeExplainer")
+            values = self._tree.shap_values(np.asarray(X, dtype=np.float64))
+        return positive_class(values, len(X))
 
     def margin(self, X: F64) -> F64:
         """The booster's raw margin (log-odds), which the contributions add up to."""
@@ -159,7 +166,8 @@ def _reason(f: FeatureDef, value: float, contribution: float, lang: Language,
 
 def reasons_for(features: tuple[FeatureDef, ...] | list[FeatureDef], values: F64,
                 contributions: F64, lang: Language, top: int | None = None,
-                of: Literal["risk", "effect"] = "risk") -> list[ReasonText]:
+                of: Literal["risk", "effect"] = "risk", min_size: float = 0.0
+                ) -> list[ReasonText]:
     """Features of one citizen ordered by the size of their contribution.
 
     Parameters
@@ -175,11 +183,15 @@ def reasons_for(features: tuple[FeatureDef, ...] | list[FeatureDef], values: F64
     of
         What the contributions move: the risk (SHAP of the risk model) or a programme's
         estimated effect (its effect model's contributions).
+    min_size
+        Leave out contributions smaller than this in absolute value (those that do not
+        move the score in any way that matters).
     """
     order = np.argsort(-np.abs(contributions), kind="stable")
     out: list[ReasonText] = []
     for j in order:
-        if top is not None and (len(out) >= top or contributions[j] == 0.0):
+        size = abs(float(contributions[j]))
+        if size < min_size or (top is not None and (len(out) >= top or size == 0.0)):
             break
         out.append(_reason(features[j], float(values[j]), float(contributions[j]), lang, of))
     return out

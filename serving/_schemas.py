@@ -317,7 +317,10 @@ class ProgrammeEffect(BaseModel):
     cost: float = Field(description="Cost of one place.")
     average: float = Field(description="The effect model's average effect; average + sum of "
                            "every feature's contribution = effect.")
-    reasons: list[EffectReason]
+    reasons: list[EffectReason] = Field(
+        description="The largest contributions (at most `top`) of at least 1 % of the "
+                    "effect or of the average, whichever is larger; empty when the model "
+                    "finds no such differences between citizens.")
 
 
 class RecommendResponse(BaseModel):

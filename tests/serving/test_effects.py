@@ -20,6 +20,7 @@ from overblik.serving import (
     load_served_model,
     open_database,
 )
+from overblik.serving._effects import MATERIAL_SHARE
 from tests.serving._setup import AS_OF, Served, bearer
 
 CASEWORKER = "caseworker-system"
@@ -119,7 +120,11 @@ def test_recommend_equals_the_effect_models(client: TestClient, served: Served,
             assert shares.sum() == pytest.approx(p["effect"], abs=1e-9)
             column = {n: j for j, n in enumerate(model.feature_names)}
             assert all(r["contribution"] == shares[column[r["feature"]]] for r in p["reasons"])
-            top = np.sort(np.abs(shares[:-1]))[::-1][:len(p["reasons"])]
+            # The 20 largest contributions, of those of at least 1 % of the effect (or of
+            # the average, if larger): the rest do not move it in any way that matters.
+            material = np.abs(shares[:-1])[
+                np.abs(shares[:-1]) >= MATERIAL_SHARE * max(abs(p["effect"]), abs(p["average"]))]
+            top = np.sort(material)[::-1][:20]
             assert [abs(r["contribution"]) for r in p["reasons"]] == list(top)
 
 

@@ -51,3 +51,17 @@ def test_reasons_are_ordered_by_size_and_skip_zero() -> None:
     assert len(reasons_for(features, values, contrib, "en")) == 4
     assert reasons_for(features, values, contrib, "en", 1)[0].sentence.endswith(
         "lowers the risk")
+
+
+def test_reasons_leave_out_contributions_below_the_minimum_size() -> None:
+    features = [FeatureDef(f"f{i}", f"Beskrivelse {i}", f"Description {i}", "health", "need",
+                           "count") for i in range(4)]
+    values = np.array([1.0, 2.0, 3.0, 4.0])
+    contrib = np.array([0.1, -0.5, 2e-7, 0.3])
+    kept = reasons_for(features, values, contrib, "en", 5, of="effect", min_size=0.2)
+    assert [r.feature for r in kept] == ["f1", "f3"]
+    assert kept[0].sentence == "Description 1: 2 – lowers the expected effect"
+    # The size is absolute: -0.5 counts as large; the boundary is kept.
+    assert [r.feature for r in reasons_for(features, values, contrib, "en", None,
+                                           min_size=0.1)] == ["f1", "f3", "f0"]
+    assert reasons_for(features, values, contrib, "en", 5, min_size=1.0) == []
