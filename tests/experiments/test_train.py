@@ -226,12 +226,15 @@ def test_benefit_experiment_trains_with_effects_and_allocation(municipality: Pat
         assert entry["effect_model"]["feature_stage_rounds"] >= 0
     test = pd.read_parquet(mlflow.artifacts.download_artifacts(
         run_id=result.run_id, artifact_path="effects/test_effects.parquet"))
-    given = test["allocated"].replace("", np.nan).dropna()
-    places = {p: c.places for p, c in config.effects.programmes.items()}
-    for programme, count in given.value_counts().items():
-        assert count <= places[str(programme)]
     # Only citizens without a programme at the test date are offered a place.
     assert (test.loc[test["allocated"] != "", "programme"] == "none").all()
+    pool = test[test["programme"] == "none"]
+    assert (pool["allocated"] != "").any()
+    for programme, entry in config.effects.programmes.items():
+        chosen = pool["allocated"] == programme
+        assert chosen.sum() <= entry.places
+        # A place goes only to a citizen the programme is expected to help.
+        assert (pool.loc[chosen, f"effect_{programme}"] > 0).all()
     prices = summary["price_of_access_constraint"]
     assert prices["price_max_access_gap"] >= -1e-9
     assert prices["max_access_gap"] <= prices["unconstrained"] + 1e-9

@@ -198,7 +198,9 @@ def test_allocate_within_places_and_budget(client: TestClient, served: Served,
     assert totals["status"] == "optimal"
     assert totals["cost"] == pytest.approx(len(given) * model.effects.costs[0])
     assert totals["expected_benefit"] == pytest.approx(sum(c["expected_benefit"] for c in given))
-    # The same allocation as the effect models make for these rows.
+    # The same allocation as the effect models make for these rows. (This fixture's effect
+    # model finds no differences between citizens; test_effects_scorer.py checks who gets
+    # the places, and the reasons, where effects differ.)
     effect = model.effects.effect(store.matrix[:300])
     direct = model.effects.allocate(effect, places=[20])
     assert [c["programme"] is not None for c in body["citizens"]] == \

@@ -1,6 +1,8 @@
-"""The reasons ``/recommend`` gives for a programme's effect: the effect model's contributions
-that matter (at least 1 % of the effect), largest first, and none where the model finds no
-differences between citizens, even when its contributions are not exactly zero."""
+"""The service's effect models on effects that differ between citizens (the served fixture's
+model finds none): the reasons ``/recommend`` gives for a programme's effect are its
+contributions that matter (at least 1 % of the effect), largest first, and none where the
+model finds no differences, even when its contributions are not exactly zero; ``/allocate``
+gives the places to the largest effects within places and budget."""
 
 from __future__ import annotations
 
@@ -32,8 +34,14 @@ def _scorer(learner: DRLearner) -> tuple[EffectsScorer, np.ndarray]:
     return EffectsScorer(model, FEATURES), X
 
 
-def test_the_reasons_are_the_contributions_that_matter() -> None:
-    scorer, _ = _scorer(DRLearner(n_bootstrap=2, random_state=0))
+@pytest.fixture(scope="module")
+def varied() -> tuple[EffectsScorer, np.ndarray]:
+    return _scorer(DRLearner(n_bootstrap=2, random_state=0))
+
+
+def test_the_reasons_are_the_contributions_that_matter(
+        varied: tuple[EffectsScorer, np.ndarray]) -> None:
+    scorer, _ = varied
     row = np.array([2.0, 0.0, 0.3, -0.4])
     (answer,) = scorer.recommend(row, "en", 5)
     shares = scorer.contributions(row.reshape(1, -1))["mentoring"][0]
@@ -56,3 +64,20 @@ def test_no_reasons_where_the_model_finds_no_differences() -> None:
         (answer,) = scorer.recommend(row, "da", 5)
         assert answer.effect == pytest.approx(answer.average, rel=1e-4)
         assert answer.reasons == []
+
+
+def test_allocation_gives_the_places_to_the_largest_effects(
+        varied: tuple[EffectsScorer, np.ndarray]) -> None:
+    scorer, X = varied
+    planned = scorer.allocate(X[:300], places={"mentoring": 20})
+    effect = planned.estimates.effect[:, 0]
+    assert np.ptp(effect) > 0.5  # who gets a place matters
+    given = planned.allocation.assignment == 0
+    assert given.sum() == 20 and planned.places == (20,)
+    assert effect[given].min() >= effect[~given].max()
+    assert planned.allocation.expected_benefit == pytest.approx(effect[given].sum())
+    # A budget of 7.5 places at 10 each buys the 7 largest.
+    tight = scorer.allocate(X[:300], places={"mentoring": 20}, budget=75.0)
+    chosen = tight.allocation.assignment == 0
+    assert chosen.sum() == 7 and tight.allocation.cost == pytest.approx(70.0)
+    assert set(np.flatnonzero(chosen)) == set(np.argsort(-effect)[:7])
