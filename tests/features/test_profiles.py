@@ -111,6 +111,7 @@ def test_shape_order_and_dtypes(profiles: Profiles, rows: pd.DataFrame,
 def test_event_counts_sums_maxima_and_recency_match_pandas(
         town: Municipality, rows: pd.DataFrame, profiles: Profiles) -> None:
     X, n = profiles.X, len(rows)
+    checked: dict[str, str] = {}  # column -> aggregation, so a renamed column cannot hide
     for source, code, value in [("children_families", "notification", ""),
                                 ("economy", "rent_arrears", "amount_dkk"),
                                 ("schools", "absence", "days"),
@@ -124,16 +125,24 @@ def test_event_counts_sums_maxima_and_recency_match_pandas(
             if f"{name}count_{w}d" in X:
                 assert np.array_equal(X[f"{name}count_{w}d"].to_numpy(),
                                       _per_row(g.size(), n)), (source, w)
+                checked[f"{name}count_{w}d"] = "count"
             if f"{name}days_since_last_{w}d" in X:
                 days = _days(g["as_of"].first() - g["event_time"].max())
                 np.testing.assert_allclose(X[f"{name}days_since_last_{w}d"].to_numpy(),
                                            _per_row(days, n, w + 3650.0), rtol=1e-12)
+                checked[f"{name}days_since_last_{w}d"] = "days_since_last"
             for agg in ("sum", "max", "mean"):
                 col = f"{name}{value}_{agg}_{w}d"
                 if value and col in X:
                     expected = _per_row(getattr(g[value], agg)(), n)
                     np.testing.assert_allclose(X[col].to_numpy(), expected, rtol=1e-9,
                                                err_msg=col)
+                    checked[col] = agg
+    # Every aggregation and source above was compared (17 columns of the spec).
+    assert set(checked.values()) == {"count", "days_since_last", "sum", "max", "mean"}
+    assert {c.split("__")[0] for c in checked} == {"children_families", "economy", "schools",
+                                                   "employment"}
+    assert len(checked) == 17
     assert X["children_families__notification__count_1095d"].sum() > 100  # not all zeros
     health = _windowed(town.tables.events["health"], rows, 365)
     distinct = _per_row(health.groupby("row")["event_type"].nunique(), n)
