@@ -93,7 +93,7 @@ class CalibrationMap:
         if self.kind == "isotonic":
             out = np.interp(r, self.knots_x, self.knots_y)
         elif self.kind == "sigmoid":
-            out = _expit(self.coef * _logit(r) + self.intercept)
+            out = expit(self.coef * _logit(r) + self.intercept)
         else:
             out = r
         return np.clip(out, _EPS, 1.0 - _EPS)
@@ -104,7 +104,8 @@ def _logit(p: FloatArray) -> FloatArray:
     return np.asarray(np.log(q) - np.log1p(-q), dtype=np.float64)
 
 
-def _expit(z: FloatArray) -> FloatArray:
+def expit(z: FloatArray) -> FloatArray:
+    """The logistic function, overflow-free."""
     return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)), dtype=np.float64)
 
 
@@ -160,7 +161,7 @@ def _platt(z: FloatArray, y: FloatArray) -> tuple[float, float]:
     t = np.where(y > 0.5, (n_pos + 1.0) / (n_pos + 2.0), 1.0 / (n_neg + 2.0))
     design = np.column_stack([z, np.ones_like(z)])
     for _ in range(100):
-        p = _expit(a * z + b)
+        p = expit(a * z + b)
         grad = design.T @ (p - t)
         w = p * (1.0 - p)
         hess = design.T @ (design * w[:, None]) + 1e-9 * np.eye(2)

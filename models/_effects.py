@@ -249,14 +249,15 @@ def group_codes(groups: npt.ArrayLike) -> IntArray:
     return np.asarray(code, dtype=np.int64)
 
 
-def kfold_splits(n: int, *, n_folds: int, groups: npt.ArrayLike | None,
+def kfold_splits(n: int, *, n_folds: int, groups: IntArray | None,
                  random_state: int) -> list[tuple[IntArray, IntArray]]:
-    """Shuffled (train, validation) index pairs of ``n`` rows, whole groups together."""
+    """Shuffled (train, validation) index pairs of ``n`` rows, whole groups together;
+    ``groups`` are :func:`group_codes` (made once by the caller, which reuses them)."""
     if groups is None:
         return list(KFold(n_splits=n_folds, shuffle=True, random_state=random_state)
                     .split(np.zeros(n)))
     return list(GroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-                .split(np.zeros(n), groups=group_codes(groups)))
+                .split(np.zeros(n), groups=groups))
 
 
 def crossfit_folds(T: IntArray, *, n_folds: int, groups: npt.ArrayLike | None,

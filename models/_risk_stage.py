@@ -37,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.base import is_classifier
 
+from overblik.models._calibration import expit
 from overblik.models._effects import (
     FloatArray,
     cluster_se,
@@ -88,10 +89,6 @@ def baseline_margin_contributions(model: Any, X: FloatArray) -> FloatArray | Non
     return None
 
 
-def _sigmoid(r: FloatArray) -> FloatArray:
-    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * r)), dtype=np.float64)  # overflow-free
-
-
 @dataclass(frozen=True)
 class RiskBasis:
     """The index a risk stage is quadratic in: ``z = (u(r) - centre) / scale`` with ``u``
@@ -105,18 +102,18 @@ class RiskBasis:
     @classmethod
     def of(cls, kind: RiskBasisKind, r: FloatArray) -> RiskBasis:
         """The basis standardised on margins ``r``."""
-        u = _sigmoid(r) if kind == "probability" else r
+        u = expit(r) if kind == "probability" else r
         return cls(kind, float(u.mean()), float(u.std()) or 1.0)
 
     def z(self, r: FloatArray) -> FloatArray:
         """The standardised index of margins ``r``."""
-        u = _sigmoid(r) if self.kind == "probability" else r
+        u = expit(r) if self.kind == "probability" else r
         return np.asarray((u - self.centre) / self.scale, dtype=np.float64)
 
     def dz_dr(self, r: FloatArray) -> FloatArray:
         """``dz/dr``."""
         if self.kind == "probability":
-            p = _sigmoid(r)
+            p = expit(r)
             return np.asarray(p * (1.0 - p) / self.scale, dtype=np.float64)
         return np.full(len(r), 1.0 / self.scale)
 
@@ -136,7 +133,7 @@ def risk_bases(r: FloatArray, *, logit_margin: bool) -> list[RiskBasis]:
     """
     if not logit_margin:
         return [RiskBasis.of("margin", r)]
-    mean = float(_sigmoid(r).mean())
+    mean = float(expit(r).mean())
     kinds: list[RiskBasisKind] = (["probability", "margin"]
                                   if min(mean, 1.0 - mean) < RARE_OUTCOME_SHARE
                                   else ["margin", "probability"])
@@ -227,7 +224,7 @@ def tune_risk_stage(r: FloatArray, phi: FloatArray, groups: npt.ArrayLike | None
     n = len(phi)
     if n < 2 * n_folds or not bases:
         return None
-    g = None if groups is None else group_codes(groups)  # once, not per split and test
+    g = None if groups is None else group_codes(groups)  # once: splits and SE run on codes
     candidates: list[tuple[RiskBasis, float | None]] = [
         (basis, alpha) for basis in bases for alpha in (None, *RISK_PENALTIES)]
     # Held-out squared error of every candidate on every row, averaged over the repeats.
