@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from overblik.features._errors import InputError
+from overblik.models._allocation import MAX_BUDGET, MAX_COST, MAX_PLACES
 
 CohortName = Literal["children_in_families", "adults_on_benefit"]
 OutcomeName = Literal["child_placement", "long_term_benefit"]
@@ -161,8 +162,9 @@ class FairnessConfig(_Section):
 class ProgrammeConfig(_Section):
     """One programme's places per allocation round (an as-of date) and cost per place."""
 
-    places: int = Field(ge=0)
-    cost: float = Field(default=1.0, gt=0, description="cost of one place (any unit)")
+    places: int = Field(ge=0, le=MAX_PLACES)
+    cost: float = Field(default=1.0, gt=0, le=MAX_COST, allow_inf_nan=False,
+                        description="cost of one place (any unit)")
 
 
 class AccessConfig(_Section):
@@ -182,7 +184,8 @@ class EffectsConfig(_Section):
     """
 
     programmes: dict[str, ProgrammeConfig] = Field(min_length=1)
-    budget: float | None = Field(default=None, gt=0, description="total cost; null: none")
+    budget: float | None = Field(default=None, gt=0, le=MAX_BUDGET, allow_inf_nan=False,
+                                 description="total cost; null: none")
     access: AccessConfig | None = None
     n_bootstrap: int = Field(default=10, ge=2, le=200,
                              description="bagged effect models: the individual intervals")

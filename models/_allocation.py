@@ -34,7 +34,8 @@ How it is solved (scipy's HiGHS, no hand-made solver)
 3. If any entry is fractional, the same program is solved as a **MILP**
    (``scipy.optimize.milp``, HiGHS branch-and-cut).
 4. **Exact check.** The rounded solution is checked with exact rational arithmetic
-   (places, budget, shares, access gaps); the share rows are written with integer
+   (places, budget, shares, access gaps; costs and budget read as the decimals they print
+   as, so 20 places at 0.05 fit a budget of 1.0); the share rows are written with integer
    coefficients (``q A_g - p sum A``, for ``s_g = p / q``) so the solver's tolerance cannot
    break them. If the budget or a gap row is broken by the solver's tolerance (1e-7), that
    row is tightened by the excess and the program solved again.
@@ -63,6 +64,11 @@ IntArray = npt.NDArray[np.int64]
 _MAX_DENOMINATOR = 10**6
 _MAX_TIGHTEN = 5
 EXACT_MILP_CANDIDATES = 100_000  # up to this many candidate pairs the MILP is exact
+# What experiment files and /allocate accept: far above any municipality's numbers, and
+# small enough that places times costs stay finite.
+MAX_PLACES = 1_000_000
+MAX_COST = 1e9
+MAX_BUDGET = 1e15
 Method = Literal["lp", "lp+milp", "milp", "none"]
 
 
@@ -146,6 +152,19 @@ class _Problem:
     max_access_gap: Fraction | None
     threshold: float
 
+    @property
+    def cost_unit(self) -> float:
+        """The budget row's unit: the power of two nearest the largest cost (1 when every
+        place is free); dividing by a power of two is exact, so the row keeps its ties."""
+        largest = float(self.costs.max())
+        return math.ldexp(1.0, math.frexp(largest)[1]) if largest > 0 else 1.0
+
+
+def as_decimal(x: float) -> Fraction:
+    """A cost or budget as the decimal it prints as, exactly: 20 places at 0.05 cost 1.0
+    (in binary floating point they would cost a hair more and break a budget of 1.0)."""
+    return Fraction(repr(float(x)))
+
 
 def _check(effects: npt.ArrayLike, places: npt.ArrayLike, costs: npt.ArrayLike,
            budget: float, groups: npt.ArrayLike | None,
@@ -213,7 +232,8 @@ def _candidates(prob: _Problem) -> tuple[IntArray, IntArray]:
     cap = int(prob.places.sum())
     positive = prob.costs[prob.costs > 0]
     if len(positive) == len(prob.costs) and math.isfinite(prob.budget):
-        cap = min(cap, int(prob.budget // positive.min()))
+        # In decimals: 0.5 // 0.025 is 19.0 in binary floating point, one place short.
+        cap = min(cap, int(as_decimal(prob.budget) // as_decimal(positive.min())))
     rows: list[IntArray] = []
     cols: list[IntArray] = []
     if cap <= 0:
@@ -276,8 +296,11 @@ def _build(prob: _Problem, ci: IntArray, cj: IntArray, budget_rhs: float,
         add(np.ones(int(multi.sum())), row, cols[multi], k, np.full(k, -np.inf), np.ones(k))
     add(np.ones(nv), cj, cols, m, np.full(m, -np.inf), prob.places.astype(np.float64))
     if math.isfinite(budget_rhs):
-        add(prob.costs[cj], np.zeros(nv, dtype=np.int64), cols, 1, np.array([-np.inf]),
-            np.array([budget_rhs]))
+        # In units of about the largest cost: HiGHS refuses coefficients from 1e15 on as infinite,
+        # and badly scaled rows lose precision; the row's solutions are the same.
+        unit = prob.cost_unit
+        add(prob.costs[cj] / unit, np.zeros(nv, dtype=np.int64), cols, 1,
+            np.array([-np.inf]), np.array([budget_rhs / unit]))
     if n_groups:
         gcode = prob.group_code[ci]
         # A_g - sum_{v in g} x_v = 0
@@ -358,8 +381,8 @@ def _violations(prob: _Problem, assignment: IntArray
     used = np.bincount(assignment[given], minlength=m)
     if (used > prob.places).any():
         raise AssertionError("allocation breaks places")  # integral rows: cannot happen
-    spent = sum((Fraction(float(prob.costs[j])) * int(used[j]) for j in range(m)), Fraction(0))
-    budget_excess = (max(Fraction(0), spent - Fraction(prob.budget))
+    spent = sum((as_decimal(prob.costs[j]) * int(used[j]) for j in range(m)), Fraction(0))
+    budget_excess = (max(Fraction(0), spent - as_decimal(prob.budget))
                      if math.isfinite(prob.budget) else Fraction(0))
     a = np.bincount(prob.group_code[given], minlength=len(prob.group_labels))
     total = int(a.sum())
@@ -439,7 +462,9 @@ def allocate(effects: npt.ArrayLike, *, places: npt.ArrayLike, costs: npt.ArrayL
                 break
             # The solver's tolerance let a row through by a hair: tighten it and resolve.
             if budget_excess:
-                budget_rhs -= float(budget_excess) + 1e-9 * max(1.0, abs(prob.budget))
+                # By more than HiGHS's feasibility tolerance (1e-7) in the row's unit; a step
+                # in absolute terms would overshoot a budget in small units.
+                budget_rhs -= float(budget_excess) + 1e-6 * prob.cost_unit
             for pair, excess in gap_excess.items():
                 if excess:
                     gap_rhs[pair] = max(0.0, gap_rhs[pair] - float(excess) - 1e-12)

@@ -8,7 +8,7 @@ import BentoML.
 from typing import Any
 
 from overblik.serving._auditlog import AuditEntry, AuditLog, StoredEntry, Verification
-from overblik.serving._cpr import CPR_IN_TEXT, check_cpr, cpr_birth_date
+from overblik.serving._cpr import CPR_IN_TEXT, check_cpr, contains_cpr, cpr_birth_date
 from overblik.serving._database import Database, open_database
 from overblik.serving._effects import EffectsScorer
 from overblik.serving._engine import NOTICE, ApiError, RequestRecord, ScoringEngine
@@ -85,6 +85,7 @@ __all__ = [
     "Verification",
     "build_profile_store",
     "check_cpr",
+    "contains_cpr",
     "cpr_birth_date",
     "default_profile_store",
     "default_store_url",

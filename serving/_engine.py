@@ -32,6 +32,7 @@ from overblik.serving._database import open_database
 from overblik.serving._effects import EFFECT_SCALE, NO_EFFECTS, EffectsScorer, suggest
 from overblik.serving._keys import KeyStore
 from overblik.serving._model import ServedModel, StartupError, load_served_model
+from overblik.serving._payload import payload_problem
 from overblik.serving._profile_store import ProfileStore
 from overblik.serving._reasons import Explainer, Language, ReasonText, reasons_for
 from overblik.serving._routes import ROUTES, RouteRule
@@ -246,6 +247,9 @@ class ScoringEngine:
             raise ApiError(422, f"is missing {len(missing)} feature(s), e.g. "
                            f"{', '.join(missing[:3])}; send every feature (null when "
                            "unknown)", field)
+        problem = payload_problem(features, self.model.features)
+        if problem is not None:
+            raise ApiError(422, problem, field)
         return np.array([np.nan if features[n] is None else features[n] for n in self._names],
                         dtype=np.float64)
 
@@ -330,8 +334,10 @@ class ScoringEngine:
                 results[i] = BatchResult(index=i, request_id=f"{record.request_id}-{i}",
                                          status="scored", probability=float(p[k]),
                                          risk_band=band, reasons=reasons)
+        missed = sorted(set(range(len(request.items))) - set(where))
+        # The unscored items by index: /feedback refuses a decision on them.
         record.summary = {"n": len(request.items), "scored": len(where),
-                          "not_found": len(request.items) - len(where), "bands": bands}
+                          "not_found": len(missed), "not_found_items": missed, "bands": bands}
         return BatchResponse(
             request_id=record.request_id, model=self.ref, outcome=self.model.config.label.outcome,
             horizon_days=self.model.config.label.horizon_days, as_of=self.store.meta.as_of,
@@ -452,6 +458,9 @@ class ScoringEngine:
             index = int(item)
             if index >= int(scored.entry.summary.get("n", 0)):
                 raise ApiError(404, "the batch has no item with this index", "request_id")
+            if index in scored.entry.summary.get("not_found_items", ()):
+                raise ApiError(404, "this item of the batch was not scored (not in the profile "
+                               "store): there is no score to decide on", "request_id")
             pseudonyms = tuple(p for p in pseudonyms[index:index + 1] if p)
         elif item:
             raise ApiError(404, "no batch item has this id: the request was a single score",

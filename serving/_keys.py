@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from overblik.features._errors import InputError
-from overblik.serving._cpr import CPR_IN_TEXT
+from overblik.serving._cpr import contains_cpr
 from overblik.serving._database import Database
 
 __all__ = ["ROLES", "ApiKey", "KeyStore", "Role"]
@@ -96,7 +96,7 @@ class KeyStore:
         """
         if role not in ROLES:
             raise InputError(f"--role {role!r} is not a role; choose from {', '.join(ROLES)}")
-        if not _NAME.match(name) or CPR_IN_TEXT.search(name):
+        if not _NAME.match(name) or contains_cpr(name):
             raise InputError("--name: give 1-100 letters, digits, spaces or .,:()/- naming the "
                              "system that uses the key (e.g. 'Nexus familieafdeling'), and no "
                              "CPR number")

@@ -32,7 +32,7 @@ from typing import Any
 import anyio.to_thread
 
 from overblik.serving._auditlog import AuditEntry
-from overblik.serving._cpr import CPR_IN_TEXT
+from overblik.serving._cpr import contains_cpr
 from overblik.serving._engine import RequestRecord, ScoringEngine
 from overblik.serving._metrics import observe
 from overblik.serving._routes import match_route
@@ -78,7 +78,7 @@ def _field_path(loc: list[Any]) -> str:
             out += f"[{part}]"
         elif part not in ("root", "[key]"):  # "[key]": the dict key itself is at fault
             name = str(part)
-            if not _SAFE_KEY.match(name) or CPR_IN_TEXT.search(name):
+            if not _SAFE_KEY.match(name) or contains_cpr(name):
                 name = "<key>"
             out += f".{name}" if out else name
     return out or "body"

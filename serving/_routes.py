@@ -49,7 +49,9 @@ ROUTES: tuple[RouteRule, ...] = (
               "Score one citizen (CPR number or features) with reasons.",
               identify=_roles(CASEWORKER)),
     RouteRule("/score/batch", "POST", _roles(CASEWORKER),
-              "Score up to 1,000 citizens (the nightly list).", identify=_roles(CASEWORKER)),
+              "Score up to 1,000 citizens (the nightly list); feature payloads also count "
+              "against the body limit (2 MB by default: about 300 payloads).",
+              identify=_roles(CASEWORKER)),
     RouteRule("/explain", "POST", _roles(CASEWORKER, "analyst"),
               "Every feature's contribution (analysts: feature payloads only).",
               identify=_roles(CASEWORKER)),

@@ -19,7 +19,8 @@ from pydantic import (
     field_validator,
 )
 
-from overblik.serving._cpr import CPR_IN_TEXT, check_cpr
+from overblik.models._allocation import MAX_BUDGET, MAX_COST, MAX_PLACES
+from overblik.serving._cpr import check_cpr, contains_cpr
 
 __all__ = [
     "MAX_ALLOCATE",
@@ -60,11 +61,12 @@ MAX_ALLOCATE = 20_000
 MAX_FEATURES = 1000
 RiskBand = Literal["low", "medium", "high"]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-FeatureValue = Annotated[float, Field(allow_inf_nan=False)] | None
-REQUEST_ID = r"^[0-9a-f]{32}(-\d{1,4})?$"
+# Strict: "3", true or "1_000" are not read as numbers (a client bug, not a value).
+FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
+# A request id, and a batch item's: the batch's id, a dash and the index as the results write
+# it (no leading zeros), so that a decision always names the item as the log does.
+_REQUEST_ID = re.compile(r"[0-9a-f]{32}(-(0|[1-9][0-9]{0,3}))?")
 ProgrammeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
-# Ten digits in a row (DDMMYY-SSSS) anywhere in a caller's reference: refused, never echoed.
-_CPR_ANYWHERE = re.compile(r"\d{6}[-\s]?\d{4}")
 
 
 class _Request(BaseModel):
@@ -75,7 +77,7 @@ class Citizen(_Request):
     """One citizen: a CPR number (looked up in the profile store) or their features."""
 
     cpr: str | None = Field(
-        default=None, min_length=10, max_length=11,
+        default=None, min_length=1, max_length=32,
         description="CPR number, DDMMYY-SSSS or ten digits. Pseudonymised on arrival with the "
         "ingest key and looked up in the profile store; it is not stored or logged.")
     features: dict[FeatureName, FeatureValue] | None = Field(
@@ -133,7 +135,7 @@ class AllocateCitizen(_Request):
     @field_validator("ref")
     @classmethod
     def _no_cpr(cls, v: str) -> str:
-        if _CPR_ANYWHERE.search(v):
+        if contains_cpr(v):
             raise ValueError("looks like it holds a CPR number; use your own reference (CPR "
                              "numbers are not accepted here)")
         return v
@@ -149,18 +151,23 @@ class AllocateRequest(_Request):
     citizens: list[AllocateCitizen] = Field(
         max_length=MAX_ALLOCATE, description=f"Up to {MAX_ALLOCATE:,} citizens; the "
         "allocation is over the whole list, so it cannot be split into pages.")
-    places: dict[ProgrammeName, Annotated[int, Field(ge=0, le=1_000_000)]] | None = Field(
+    places: dict[ProgrammeName, Annotated[int, Field(ge=0, le=MAX_PLACES)]] | None = Field(
         default=None, description="Places per programme (default: the version's).")
-    costs: dict[ProgrammeName, Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = \
+    costs: dict[ProgrammeName, Annotated[float, Field(gt=0, le=MAX_COST,
+                                                      allow_inf_nan=False)]] | None = \
         Field(default=None, description="Cost of one place per programme (default: the "
               "version's).")
-    budget: float | None = Field(default=None, gt=0, allow_inf_nan=False,
+    budget: float | None = Field(default=None, gt=0, le=MAX_BUDGET, allow_inf_nan=False,
                                  description="Total cost of the places given (default: the "
                                  "version's; none when it has none).")
 
 
 class BatchRequest(_Request):
-    """``POST /score/batch``: up to 1,000 citizens per request (page through longer lists)."""
+    """``POST /score/batch``: up to 1,000 citizens per request (page through longer lists).
+
+    Feature payloads also count against the body limit (``max_body_bytes``, 2 MB by default:
+    about 300 payloads of a hundred features); CPR numbers always fit.
+    """
 
     items: list[Citizen] = Field(min_length=1, max_length=MAX_BATCH)
     top: int | None = Field(default=None, ge=0, le=20,
@@ -170,24 +177,41 @@ class BatchRequest(_Request):
 class FeedbackRequest(_Request):
     """``POST /feedback``: what the caseworker decided after a score."""
 
-    request_id: str = Field(pattern=REQUEST_ID, description="The request_id of the score.")
+    request_id: str = Field(max_length=64, description="The request_id of the score (a batch "
+                            "item's: <request_id>-<index>, as in the batch's results).")
     decision: Literal["followed", "overridden"] = Field(
         description="Did the caseworker follow the score's indication or override it?")
     action: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[\w\- ]+$",
-        description="The action chosen, e.g. family_support or none.")
+        description="The action chosen, e.g. family_support or none. Never a CPR number.")
     reason: str | None = Field(
         default=None, max_length=2000, validate_default=True,
         description="Why (required when overridden). Never a CPR number, name or address: "
         "refer to the citizen through the request id.")
 
+    @field_validator("request_id")
+    @classmethod
+    def _request_id(cls, v: str) -> str:
+        if not _REQUEST_ID.fullmatch(v):
+            raise ValueError("is not a request id: give the request_id of a /score or "
+                             "/recommend answer (32 characters 0-9a-f), or a batch item's "
+                             "<request_id>-<index> as in the batch's results")
+        return v
+
+    @field_validator("action", "reason")
+    @classmethod
+    def _no_cpr(cls, v: str | None) -> str | None:
+        if v is not None and contains_cpr(v):
+            raise ValueError("contains what looks like a CPR number; refer to the citizen "
+                             "only through the request id")
+        return v
+
     @field_validator("reason")
     @classmethod
     def _reason(cls, v: str | None, info: ValidationInfo) -> str | None:
-        if v is not None and CPR_IN_TEXT.search(v):
-            raise ValueError("contains what looks like a CPR number; refer to the citizen "
-                             "only through the request id")
-        if info.data.get("decision") == "overridden" and not (v and v.strip()):
+        # Letters or digits: a reason of spaces or invisible characters says nothing.
+        if info.data.get("decision") == "overridden" and not (
+                v and any(ch.isalnum() for ch in v)):
             raise ValueError("is required when the decision is overridden: say why")
         return v
 

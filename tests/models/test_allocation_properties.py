@@ -23,6 +23,7 @@ from overblik.models import (
     compare_policies,
     price_of_fairness,
 )
+from overblik.models._allocation import as_decimal
 
 SEEDS = range(40)
 
@@ -47,8 +48,8 @@ def _check_feasible(result: Allocation, p: dict[str, object], threshold: float =
     assert set(np.unique(a)) <= {-1, *range(effects.shape[1])}  # one programme at most
     used = np.bincount(a[a >= 0], minlength=effects.shape[1])
     assert (used <= places).all()
-    spent = sum(Fraction(float(costs[j])) * int(used[j]) for j in range(len(costs)))
-    assert spent <= Fraction(float(p["budget"]))
+    spent = sum(as_decimal(costs[j]) * int(used[j]) for j in range(len(costs)))
+    assert spent <= as_decimal(float(p["budget"]))  # exactly, as the decimals they print as
     given = np.flatnonzero(a >= 0)
     assert (effects[given, a[given]] > threshold).all()  # only those expected to benefit
     assert result.expected_benefit == pytest.approx(effects[given, a[given]].sum())
@@ -168,6 +169,21 @@ def test_policies_judged_by_another_set_of_effects() -> None:
     with pytest.raises(ValueError, match="one value per citizen and programme"):
         compare_policies(e, places=p["places"], costs=p["costs"], budget=p["budget"],
                          judge=judge[:, :1])
+
+
+@pytest.mark.parametrize("unit", [1e-300, 1e-12, 0.05, 1.0, 1e15, 1e300])
+def test_budget_in_any_unit_gives_the_same_places(unit: float) -> None:
+    """Costs and budget in any unit, read as decimals: HiGHS refused costs from 1e15 on (a
+    500 from /allocate), tiny units broke the tightening step, and 0.5 // 0.025 = 19.0 in
+    binary floating point cut the candidates one place short."""
+    e = np.random.default_rng(0).normal(0.05, 0.05, size=(200, 2))
+    p = {"effects": e, "places": [20, 20], "costs": [unit, unit / 2], "budget": unit * 10}
+    assert as_decimal(unit / 2) * 20 == as_decimal(unit * 10)  # the budget fits 20 exactly
+    result = allocate(e, places=p["places"], costs=p["costs"], budget=p["budget"])
+    _check_feasible(result, p)
+    reference = allocate(e, places=[20, 20], costs=[2.0, 1.0], budget=20.0)
+    assert list(result.places_used) == list(reference.places_used) == [0, 20]
+    assert result.expected_benefit == reference.expected_benefit
 
 
 def test_infeasible_share_gives_a_clear_error() -> None:

@@ -17,10 +17,36 @@ CASEWORKER = "caseworker-system"
 CPR_LIKE_KEY = "0101901234"
 
 
-def _cases(served: Served, features: dict[str, Any]) -> list[tuple[str, str, Any, int, str]]:
+def _cases(served: Served, features: dict[str, Any], units: dict[str, str]
+           ) -> list[tuple[str, str, Any, int, str]]:
     """(endpoint, id, body, status, field): ``body`` is JSON, or bytes sent as they are."""
     some = dict(list(features.items())[:-1])
+    first = next(iter(features))
+    count = next(n for n, u in units.items() if u == "count")
+    flag = next(n for n, u in units.items() if u == "flag")
+    wide = served.cprs[0].translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+    feedback = {"request_id": "a" * 32, "decision": "overridden"}
     return [
+        ("/score", "cpr-full-width-digits", {"cpr": wide}, 422, "cpr"),
+        ("/score", "feature-text-number", {"features": {**features, first: "3"}}, 422,
+         f"features.{first}"),
+        ("/score", "feature-boolean", {"features": {**features, first: True}}, 422,
+         f"features.{first}"),
+        ("/score", "count-negative", {"features": {**features, count: -1}}, 422, "features"),
+        ("/score", "count-fraction", {"features": {**features, count: 1.5}}, 422, "features"),
+        ("/score", "flag-seven", {"features": {**features, flag: 7}}, 422, "features"),
+        ("/score", "value-enormous", {"features": {**features, first: 1e300}}, 422,
+         "features"),
+        ("/score", "all-null", {"features": dict.fromkeys(features)}, 422, "features"),
+        ("/recommend", "recommend-all-null", {"features": dict.fromkeys(features)}, 422,
+         "features"),
+        *[("/feedback", f"cpr-in-reason-{i}", {**feedback, "reason": text}, 422, "reason")
+          for i, text in enumerate(["barnet cpr0101901234 flyttet", "cpr_010190-1234",
+                                    "borger 01.01.90-1234", "borger 010190 - 1234"])],
+        ("/feedback", "cpr-in-action", {**feedback, "reason": "x", "action": "0101901234"},
+         422, "action"),
+        ("/feedback", "invisible-reason", {**feedback, "reason": "\u00a0\u200b"}, 422,
+         "reason"),
         ("/score", "cpr-not-a-string", {"cpr": 101901234}, 422, "cpr"),
         ("/score", "cpr-bad-date", {"cpr": "320190-1234"}, 422, "cpr"),
         ("/score", "cpr-too-long", {"cpr": "0" * 5000}, 422, "cpr"),
@@ -73,6 +99,12 @@ def _cases(served: Served, features: dict[str, Any]) -> list[tuple[str, str, Any
 
 
 @pytest.fixture(scope="module")
+def units(client: TestClient, served: Served) -> dict[str, str]:
+    answer = client.get("/metadata", headers=bearer(served, CASEWORKER))
+    return {f["name"]: f["unit"] for f in answer.json()["features"]}
+
+
+@pytest.fixture(scope="module")
 def features(client: TestClient, served: Served) -> dict[str, Any]:
     answer = client.post("/explain", json={"cpr": served.cprs[0]},
                          headers=bearer(served, CASEWORKER))
@@ -80,10 +112,10 @@ def features(client: TestClient, served: Served) -> dict[str, Any]:
 
 
 def test_malformed_requests(client: TestClient, served: Served,
-                            features: dict[str, Any]) -> None:
+                            features: dict[str, Any], units: dict[str, str]) -> None:
     headers = {**bearer(served, CASEWORKER), "Content-Type": "application/json"}
     log = AuditLog(open_database(served.store_url))
-    for endpoint, name, body, status, field in _cases(served, features):
+    for endpoint, name, body, status, field in _cases(served, features, units):
         before = log.head()[0]
         content = body if isinstance(body, bytes) else json.dumps(body).encode()
         answer = client.post(endpoint, content=content, headers=headers)
@@ -120,6 +152,15 @@ def test_malformed_allocations(client: TestClient, served: Served,
         ("ref-too-long", {"citizens": [{**one, "ref": "x" * 65}]}, 422, "citizens[0].ref"),
         ("ref-with-spaces", {"citizens": [{**one, "ref": "sag 1"}]}, 422, "citizens[0].ref"),
         ("ref-cpr", {"citizens": [{**one, "ref": f"a{CPR_LIKE_KEY}"}]}, 422, "citizens[0].ref"),
+        ("ref-cpr-dots", {"citizens": [{**one, "ref": "01.01.90-1234"}]}, 422,
+         "citizens[0].ref"),
+        ("ref-cpr-colon", {"citizens": [{**one, "ref": "010190:1234"}]}, 422,
+         "citizens[0].ref"),
+        ("cost-enormous", {"citizens": [one], "costs": {"family_support": 1e15},
+                           "budget": 1e16}, 422, "costs.family_support"),
+        ("budget-enormous", {"citizens": [one], "budget": 1e300}, 422, "budget"),
+        ("count-negative", {"citizens": [{**one, "features": {**features, name: -1}}]}, 422,
+         "citizens[0].features"),
         ("programme-key-like-cpr", {"citizens": [one], "places": {CPR_LIKE_KEY: 1}}, 422,
          "places.<key>"),
         ("places-not-whole", {"citizens": [one], "places": {"family_support": 1.5}}, 422,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from overblik.serving import CPR_IN_TEXT, check_cpr, cpr_birth_date
+from overblik.serving import CPR_IN_TEXT, check_cpr, contains_cpr, cpr_birth_date
 
 
 @pytest.mark.parametrize(("cpr", "born"), [
@@ -45,8 +45,23 @@ def test_any_text_is_either_a_cpr_or_refused(text: str) -> None:
         assert len(out) == 10 and out.isdigit()
 
 
-def test_scan_pattern_finds_both_forms_only_as_whole_words() -> None:
-    assert CPR_IN_TEXT.search("note about 010190-1234 today")
-    assert CPR_IN_TEXT.search("0101901234")
-    assert not CPR_IN_TEXT.search("ovk_1a2b3c4d_0101901234ab")  # inside a token
-    assert not CPR_IN_TEXT.search("abcdefghijklmnopabcdefghijklmnop")  # a pseudonym
+@pytest.mark.parametrize("text", [
+    "note about 010190-1234 today", "0101901234", "barnet cpr0101901234 flyttet",
+    "cpr_010190-1234", "borger 01.01.90-1234", "borger 010190 - 1234", "010190:1234",
+    "01/01/90 1234", "610190-1234",  # a replacement number: day + 60
+    "\uff10\uff11\uff10\uff11\uff19\uff10\uff11\uff12\uff13\uff14",  # full-width digits
+])
+def test_scan_finds_cpr_numbers_as_caseworkers_write_them(text: str) -> None:
+    assert contains_cpr(text), text
+
+
+@pytest.mark.parametrize("text", [
+    "abcdefghijklmnopabcdefghijklmnop",  # a pseudonym
+    "mødet 12.03.2024 10:30", "2026-11-28 05:13:23", "2026-11-28T05:13:23.123456",
+    "sag 20241201123456",  # part of a longer number
+    "2024000123",  # no birth date: month 24
+    "tlf 12 34 56 78", "family_support",
+])
+def test_scan_leaves_dates_times_and_other_numbers(text: str) -> None:
+    assert not contains_cpr(text), text
+    assert not CPR_IN_TEXT.search(text), text

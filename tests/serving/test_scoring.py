@@ -162,6 +162,30 @@ def test_feedback_is_stored_with_its_request(client: TestClient, served: Served)
     assert unknown.status_code == 404
 
 
+def test_feedback_only_on_scored_batch_items(client: TestClient, served: Served) -> None:
+    """A decision needs a score: not on an item that was not found, and only under the id the
+    results give it (``-0002`` would not join the log's ``-2``)."""
+    headers = bearer(served, CASEWORKER)
+    batch = client.post("/score/batch", headers=headers, json={"items": [
+        {"cpr": served.cprs[53]}, {"cpr": served.outsider}, {"cpr": served.cprs[54]}]}).json()
+    assert [r["status"] for r in batch["results"]] == ["scored", "not_found", "scored"]
+    log = _audit(served)
+    before = log.head()[0]
+    missed = client.post("/feedback", headers=headers, json={
+        "request_id": batch["results"][1]["request_id"], "decision": "followed"})
+    assert missed.status_code == 404, missed.text
+    assert "not scored" in missed.json()["error"]
+    for odd in (f"{batch['request_id']}-0002", f"{batch['request_id']}-\u0662"):
+        answer = client.post("/feedback", headers=headers,
+                             json={"request_id": odd, "decision": "followed"})
+        assert answer.status_code == 422, (odd, answer.text)
+        assert "request id" in answer.json()["error"]
+    assert [e.entry.kind for e in list(log.entries())[before:]] == ["request"] * 3
+    scored = client.post("/feedback", headers=headers, json={
+        "request_id": batch["results"][2]["request_id"], "decision": "followed"})
+    assert scored.status_code == 200, scored.text
+
+
 def test_every_request_is_audited(client: TestClient, served: Served) -> None:
     log = _audit(served)
     before = log.head()[0]
