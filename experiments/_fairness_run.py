@@ -174,6 +174,7 @@ class FairnessRun:
         """``fairness_*`` metrics for MLflow: verdict, largest differences, proxies."""
         out = {"fairness_passed": float(self.passed),
                "fairness_failures": float(len(self.verdict.failures)),
+               "fairness_unchecked": float(len(self.verdict.unchecked)),
                "fairness_warnings": float(len(self.verdict.warnings)),
                "fairness_suppressed_groups": float(sum(g.suppressed
                                                        for g in self.audit.groups)),
@@ -273,7 +274,7 @@ def log_fairness(run: FairnessRun, *, model_name: str, model_version: str,
     for language in ("da", "en"):
         mlflow.log_text(run.card.to_markdown(language), f"{base}/model_card_{language}.md")
     mlflow.log_dict(run.card.to_dict(), f"{base}/model_card.json")
-    mlflow.log_text("\n".join(run.verdict.failures) + "\n" if run.verdict.failures else "",
+    mlflow.log_text("\n".join(run.verdict.reasons) + "\n" if run.verdict.reasons else "",
                     f"{base}/failures.txt")
     if run.proxies is not None:
         table = run.proxies.table()

@@ -4,7 +4,7 @@
 from overblik.fairness._card import CardFact, CardSection, ModelCard
 from overblik.fairness._report import render_report, write_report
 from overblik.fairness._report_plots import plot_disparities, plot_group_calibration
-from overblik.fairness._thresholds import DisparityCheck, FairnessThresholds, Verdict
+from overblik.fairness._thresholds import DisparityCheck, FairnessThresholds, Unchecked, Verdict
 from overblik.fairness._wording import Bilingual
 
 # isort: split
@@ -47,6 +47,7 @@ __all__ = [
     "ProxyFeature",
     "ProxyReport",
     "ProxyResult",
+    "Unchecked",
     "Verdict",
     "audit",
     "compare_mitigations",

@@ -245,6 +245,8 @@ class ModelCard:
             "verdict_warn" if verdict.warnings else "verdict_pass")
         facts.insert(0, CardFact(label("verdict"), text(status, language)))
         bullets = [c.sentence(language) for c in verdict.checks if c.status == "fail"]
+        bullets += [text("verdict_unchecked", language, items=u.sentence(language))
+                    for u in verdict.unchecked]
         if verdict.audit_min_count < verdict.policy_min_count:
             bullets.insert(0, text("verdict_policy_breach", language,
                                    audit_min=verdict.audit_min_count,

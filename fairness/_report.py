@@ -329,9 +329,14 @@ def _verdict_view(language: Language, verdict: Verdict, policy: FairnessThreshol
         lead = text("verdict_failed_lead", language, failed=len(failed), checked=len(assessed))
     elif verdict.passed:
         lead = text("verdict_passed_lead", language, checked=len(assessed))
-    else:
+    elif verdict.audit_min_count < verdict.policy_min_count:
         lead = text("verdict_policy_lead", language)
+    else:
+        lead = text("verdict_unchecked_lead", language)
     sentences = [lead]
+    if verdict.unchecked:
+        sentences.append(text("verdict_unchecked", language, items="; ".join(
+            u.sentence(language) for u in verdict.unchecked)))
     if verdict.audit_min_count < verdict.policy_min_count:
         sentences.append(text("verdict_policy_breach", language,
                               audit_min=verdict.audit_min_count,

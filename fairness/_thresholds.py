@@ -8,6 +8,11 @@ the limit, so the gap is clear; ``interval_reaches``: part of it does, so a gap 
 limit cannot be ruled out, which the verdict reports as a warning even when the check passes).
 Both directions count: selecting a group more often means more surveillance, less often
 means help withheld.
+
+An audit passes only what it could check: an attribute with nothing to compare (one group,
+or its reference or every other group suppressed) and a metric no group has an estimate of
+(ECE of scores that are not probabilities) are listed as ``unchecked``, and the verdict is
+not a pass.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from overblik.fairness._audit import AuditResult, Disparity, Interval
 from overblik.fairness._wording import (
     Language,
+    attribute_label,
     format_bound,
     format_difference,
     format_limit,
@@ -29,9 +35,11 @@ from overblik.fairness._wording import (
     text,
 )
 
-__all__ = ["DisparityCheck", "FairnessThresholds", "Verdict"]
+__all__ = ["DisparityCheck", "FairnessThresholds", "Unchecked", "Verdict"]
 
 CheckStatus = Literal["fail", "uncertain", "ok", "unknown"]
+UncheckedReason = Literal["one_group", "all_suppressed", "reference_suppressed",
+                          "others_suppressed", "no_estimate"]
 
 
 class FairnessThresholds(BaseModel):
@@ -81,9 +89,11 @@ class FairnessThresholds(BaseModel):
         if audit.min_count < self.min_count:
             failures.insert(0, f"the audit suppresses groups below {audit.min_count} persons; "
                                f"the policy requires min_count={self.min_count}")
+        unchecked = _unchecked(audit, checks, suppressed, tuple(limits), self.min_count)
         return Verdict(
-            passed=not failures,
+            passed=not failures and not unchecked,
             failures=tuple(failures),
+            unchecked=unchecked,
             checks=checks,
             warnings=tuple(c.describe() for c in checks if c.status == "uncertain"),
             policy_min_count=self.min_count,
@@ -175,20 +185,85 @@ class DisparityCheck:
 
 
 @dataclass(frozen=True)
+class Unchecked:
+    """An attribute or metric of the policy the audit could not check, and why."""
+
+    kind: Literal["attribute", "metric"]
+    name: str
+    reason: UncheckedReason
+    group: str = ""  # the only group, or the suppressed reference
+    min_count: int = 20
+
+    def _reason(self, language: Language) -> str:
+        if self.kind == "metric":
+            return text("unchecked_metric", language,
+                        needs=text(f"needs_{self.name}", language))
+        return text(f"unchecked_{self.reason}", language, min_count=self.min_count,
+                    group=group_label(self.name, self.group, language))
+
+    def describe(self) -> str:
+        """One line in English, for logs, the command line and MLflow."""
+        return f"{self.name}: {self._reason('en')}"
+
+    def sentence(self, language: Language) -> str:
+        """The item in plain words for the board, in ``language``."""
+        name = (attribute_label(self.name, language) if self.kind == "attribute"
+                else metric_label(self.name, language))
+        return f"{name}: {self._reason(language)}"
+
+
+def _unchecked(audit: AuditResult, checks: tuple[DisparityCheck, ...],
+               suppressed: set[tuple[str, str]], metrics: tuple[str, ...], min_count: int
+               ) -> tuple[Unchecked, ...]:
+    """The attributes (not intersections) and metrics without a single estimated check."""
+    estimated = [c for c in checks if math.isfinite(c.difference.value)]
+    out: list[Unchecked] = []
+    attributes = dict.fromkeys(g.attribute for g in audit.groups if "&" not in g.attribute)
+    for attribute in attributes:
+        if any(c.attribute == attribute for c in estimated):
+            continue
+        groups = [g.group for g in audit.groups if g.attribute == attribute]
+        reference = audit.references.get(attribute, "")
+        small = [(attribute, g) in suppressed for g in groups]
+        reason: UncheckedReason = (
+            "one_group" if len(groups) == 1
+            else "all_suppressed" if all(small)
+            else "reference_suppressed" if (attribute, reference) in suppressed
+            else "others_suppressed" if all((attribute, g) in suppressed for g in groups
+                                            if g != reference)
+            else "no_estimate")
+        out.append(Unchecked("attribute", attribute, reason,
+                             groups[0] if reason == "one_group" else reference, min_count))
+    if len(out) < len(attributes):  # some attribute was compared: are all metrics?
+        for metric in metrics:
+            if not any(c.metric == metric for c in estimated):
+                out.append(Unchecked("metric", metric, "no_estimate", min_count=min_count))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class Verdict:
     """Whether an audit meets the thresholds.
 
     ``failures`` name each failed check in English (the ``overblik.fairness_passed`` tag is
-    ``passed``); ``warnings`` the passed checks whose interval reaches beyond the limit.
+    ``passed``); ``unchecked`` what the policy asks for but the audit could not check (it
+    cannot pass then either); ``warnings`` the passed checks whose interval reaches beyond
+    the limit.
     """
 
     passed: bool
     failures: tuple[str, ...]
+    unchecked: tuple[Unchecked, ...] = ()
     checks: tuple[DisparityCheck, ...] = ()
     warnings: tuple[str, ...] = ()
     policy_min_count: int = 20
     audit_min_count: int = 20
     suppressed_groups: int = 0
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Why the verdict is not a pass, in English: the failures, then what was not checked."""
+        return self.failures + tuple(f"not checked: {u.describe()}" for u in self.unchecked)
 
     def largest(self, k: int = 3) -> tuple[DisparityCheck, ...]:
         """The ``k`` checks furthest beyond (or closest to) their limits, one per metric.

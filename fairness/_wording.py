@@ -200,6 +200,36 @@ _TEXT: dict[str, Bilingual] = {
         "The audit only suppresses groups below {audit_min} persons, but the policy requires "
         "{policy_min}: run the audit again with min_count={policy_min}.",
     ),
+    "verdict_unchecked_lead": B(
+        "Modellen kan ikke godkendes efter tærsklerne, fordi auditten ikke kunne kontrollere "
+        "alt, hvad reglen kræver.",
+        "The model cannot pass the thresholds because the audit could not check everything "
+        "the policy asks for.",
+    ),
+    "verdict_unchecked": B("Ikke kontrolleret: {items}.", "Not checked: {items}."),
+    "unchecked_one_group": B("kun én gruppe ({group}), intet at sammenligne",
+                             "only one group ({group}), nothing to compare"),
+    "unchecked_all_suppressed": B("alle grupper har færre end {min_count} personer",
+                                  "every group has fewer than {min_count} persons"),
+    "unchecked_reference_suppressed": B(
+        "referencegruppen {group} har færre end {min_count} personer; vælg en større "
+        "referencegruppe",
+        "the reference group {group} has fewer than {min_count} persons; choose a larger "
+        "reference group",
+    ),
+    "unchecked_others_suppressed": B(
+        "alle grupper undtagen referencen har færre end {min_count} personer",
+        "every group but the reference has fewer than {min_count} persons",
+    ),
+    "unchecked_no_estimate": B("ingen forskel mellem grupperne kunne beregnes",
+                               "no difference between its groups could be estimated"),
+    "unchecked_metric": B("kunne ikke beregnes for nogen gruppe ({needs})",
+                          "could not be estimated for any group ({needs})"),
+    "needs_ece": B("kalibrering kræver scores, der er sandsynligheder mellem 0 og 1",
+                   "calibration needs scores that are probabilities between 0 and 1"),
+    "needs_tpr": B("den kræver personer med udfaldet", "it needs persons with the outcome"),
+    "needs_fpr": B("den kræver personer uden udfaldet", "it needs persons without the outcome"),
+    "needs_selection_rate": B("ingen gruppe blev sammenlignet", "no group was compared"),
     "verdict_largest": B("De største forskelle:", "The largest differences:"),
     "verdict_gap": B(
         "{metric} for {group} er {amount} {direction} end for {reference} ({confidence} "

@@ -1,0 +1,95 @@
+"""An audit passes only what it could check: nothing compared is not a pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from overblik.fairness import FairnessThresholds, Verdict, audit, render_report
+
+N = 2000
+
+
+def _data() -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    score = rng.uniform(size=N)
+    label = (rng.uniform(size=N) < score).astype(int)  # calibrated by construction
+    sensitive = pd.DataFrame({"sex": rng.choice(["F", "M"], N),
+                              "origin": rng.choice(["danish", "immigrant", "descendant"], N)})
+    return label, score, sensitive
+
+
+def _verdict(label: np.ndarray, score: np.ndarray, sensitive: pd.DataFrame, threshold: float,
+             **options: Any) -> Verdict:
+    result = audit(label, score, sensitive, threshold=threshold, n_boot=20, **options)
+    return FairnessThresholds().evaluate(result)
+
+
+def test_a_full_audit_has_nothing_unchecked() -> None:
+    label, score, sensitive = _data()
+    verdict = _verdict(label, score, sensitive, 0.5)
+    assert verdict.unchecked == ()
+    assert verdict.passed == (not verdict.failures)
+    assert {c.attribute for c in verdict.checks} >= {"sex", "origin"}
+
+
+def test_scores_that_are_not_probabilities_leave_calibration_unchecked() -> None:
+    """The same decisions from scores x 100: selection, TPR and FPR are checked alike, and
+    ECE, which such scores cannot have, is not silently dropped."""
+    label, score, sensitive = _data()
+    base = _verdict(label, score, sensitive, 0.5)
+    scaled = _verdict(label, score * 100, sensitive, 50.0)
+    rates = [(c.metric, c.attribute, c.group, c.difference.value) for c in base.checks
+             if c.metric != "ece"]
+    assert [(c.metric, c.attribute, c.group, c.difference.value) for c in scaled.checks
+            if c.metric != "ece"] == rates
+    assert [(u.kind, u.name) for u in scaled.unchecked] == [("metric", "ece")]
+    assert not scaled.passed
+    assert "probabilities between 0 and 1" in scaled.reasons[-1]
+
+
+@pytest.mark.parametrize(("case", "expected"), [
+    ("one group", ("sex", "one_group", "F")),
+    ("every group small", ("origin", "all_suppressed", "")),
+    ("small reference", ("sex", "reference_suppressed", "X")),
+])
+def test_an_attribute_with_nothing_to_compare_is_not_a_pass(
+        case: str, expected: tuple[str, str, str]) -> None:
+    label, score, sensitive = _data()
+    options: dict[str, Any] = {}
+    if case == "one group":
+        sensitive = sensitive.assign(sex="F")
+    elif case == "every group small":
+        options["min_count"] = 800  # each origin group has ~667 persons
+    else:
+        sensitive = sensitive.assign(sex=np.where(np.arange(N) < 5, "X", sensitive["sex"]))
+        options["reference"] = {"sex": "X"}
+    verdict = _verdict(label, score, sensitive, 0.5, **options)
+    name, reason, group = expected
+    found = [u for u in verdict.unchecked if u.name == name]
+    assert [(u.kind, u.reason) for u in found] == [("attribute", reason)], verdict.unchecked
+    if group:
+        assert found[0].group == group
+    assert not verdict.passed
+    assert not any(c.attribute == name for c in verdict.checks
+                   if np.isfinite(c.difference.value))
+
+
+def test_labels_without_the_outcome_leave_tpr_unchecked() -> None:
+    _, score, sensitive = _data()
+    verdict = _verdict(np.zeros(N, dtype=int), score, sensitive, 0.5)
+    assert ("metric", "tpr") in [(u.kind, u.name) for u in verdict.unchecked]
+    assert not verdict.passed
+
+
+def test_the_report_says_what_was_not_checked_in_both_languages() -> None:
+    label, score, sensitive = _data()
+    result = audit(label, score * 100, sensitive.assign(sex="F"), threshold=50.0, n_boot=20)
+    html = render_report(result)
+    assert html.count('data-verdict="fail"') == 2
+    assert "Ikke kontrolleret:" in html and "Not checked:" in html
+    assert "kun én gruppe" in html and "only one group" in html
+    assert "sandsynligheder mellem 0 og 1" in html and "probabilities between 0 and 1" in html
