@@ -8,9 +8,9 @@ column and, for bad values, the first row (1-based data row; in a CSV also its l
 
 from __future__ import annotations
 
-import codecs
 import csv
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,8 @@ import pyarrow.parquet as pq
 from overblik.features._errors import InputError
 from overblik.features._readers import hide_cprs
 
-__all__ = ["AuditTable", "parse_reference", "parse_sensitive", "read_audit_table"]
+__all__ = ["AuditTable", "non_scalar_problem", "parse_reference", "parse_sensitive",
+           "read_audit_table", "read_columns", "read_header", "sniff_table_file"]
 
 _PARQUET_MAGIC = b"PAR1"
 _SNIFF_BYTES = 64 * 1024
@@ -107,18 +108,22 @@ def read_audit_table(path: Path, *, label: str, score: str,
     if clash:
         raise InputError(f"column {clash[0]!r} is given for more than one of --label, --score "
                          "and --sensitive: each column has one role")
-    head, is_csv = sniff_table_file(path, verb="audit", columns=", ".join(names))
-    table = _read_csv(path, head, names, roles) if is_csv else _read_parquet(path, names, roles)
+    is_csv = sniff_table_file(path, verb="audit", columns=", ".join(names))
+    table = read_columns(path, is_csv, read_header(path, is_csv), names, roles)
     if table.num_rows == 0:
         raise InputError(f"{path} has a header but no rows: there is nothing to audit")
+    for name in names:
+        problem = non_scalar_problem(path, name, roles[name], table.column(name))
+        if problem is not None:
+            raise InputError(problem)
     y = _labels(path, label, table.column(label), is_csv)
     s = _scores(path, score, table.column(score), is_csv)
     frame = pd.DataFrame({c: _text(path, c, table.column(c)) for c in sensitive})
     return AuditTable(path=path, y_true=y, scores=s, sensitive=frame, is_csv=is_csv)
 
 
-def sniff_table_file(path: Path, *, verb: str, columns: str) -> tuple[bytes, bool]:
-    """Check that ``path`` is a non-empty CSV or Parquet file; its first bytes and whether CSV.
+def sniff_table_file(path: Path, *, verb: str, columns: str) -> bool:
+    """Check that ``path`` is a non-empty CSV or Parquet file; whether it is a CSV.
 
     ``verb`` says what the command does with the file ("audit"), ``columns`` which columns
     it expects; both go into the error messages.
@@ -136,7 +141,64 @@ def sniff_table_file(path: Path, *, verb: str, columns: str) -> tuple[bytes, boo
     if is_csv and b"\x00" in head:
         raise InputError(f"{path} is neither CSV text nor Parquet (it holds binary data): "
                          "export the table as UTF-8 CSV or Parquet")
-    return head, is_csv
+    return is_csv
+
+
+def read_header(path: Path, is_csv: bool) -> list[str]:
+    """The column names: a CSV's whole first line (any line ending) or the Parquet schema's.
+
+    Raises
+    ------
+    InputError
+        Not UTF-8, no header line, or an unreadable Parquet file.
+    """
+    if not is_csv:
+        try:
+            return list(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{path} is not a readable Parquet file (it may be truncated): "
+                             f"{hide_cprs_in_text(str(exc))}") from None
+    try:
+        # newline="" lets the csv module end the line at \n, \r\n or a lone \r, and read
+        # as much as the line needs (a header of thousands of columns included).
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = [n.strip() for n in next(csv.reader(fh), [])]
+    except UnicodeDecodeError:
+        raise _not_utf8(path) from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: the header line cannot be read as CSV ({exc}): the first "
+                         "line must name the columns, separated by commas") from None
+    if not any(header):
+        raise InputError(f"{path} has no header line: the first line must name the columns")
+    return header
+
+
+def read_columns(path: Path, is_csv: bool, header: list[str], names: list[str],
+                 roles: dict[str, str]) -> pa.Table:
+    """Read the columns ``names`` (each once; other columns are never read into memory).
+
+    ``roles`` maps each name to its option (``--label``) for the error messages.
+
+    Raises
+    ------
+    InputError
+        A column is missing or named twice in ``header``, or the file cannot be parsed.
+    """
+    _check_columns(path, header, names, roles)
+    _check_unique(path, header, names, is_csv)
+    return _read_csv(path, header, names) if is_csv else _read_parquet(path, names)
+
+
+def _check_unique(path: Path, header: list[str], names: list[str], is_csv: bool) -> None:
+    """Refuse a wanted column that the header names twice (which one would be meant?)."""
+    for name in dict.fromkeys(names):
+        places = [str(i + 1) for i, found in enumerate(header) if found == name]
+        if len(places) > 1:
+            times = "twice" if len(places) == 2 else f"{len(places)} times"
+            where = "header" if is_csv else "file's columns"
+            raise InputError(f"{path}: column {name!r} appears {times} in the {where} "
+                             f"(columns {', '.join(places[:-1])} and {places[-1]}): rename "
+                             f"{'one' if len(places) == 2 else 'all but one'}")
 
 
 def _check_columns(path: Path, found: list[str], names: list[str],
@@ -156,18 +218,7 @@ def _check_columns(path: Path, found: list[str], names: list[str],
     raise InputError(f"{path} has no {' and no '.join(parts)}; its columns are: {shown}{sep}")
 
 
-def _read_csv(path: Path, head: bytes, names: list[str], roles: dict[str, str]) -> pa.Table:
-    line = head.split(b"\n", 1)[0].rstrip(b"\r")
-    if line.startswith(codecs.BOM_UTF8):
-        line = line[len(codecs.BOM_UTF8):]
-    try:
-        header = [n.strip() for n in next(csv.reader([line.decode("utf-8")]), [])]
-    except UnicodeDecodeError:
-        raise _not_utf8(path) from None
-    if not any(header):
-        raise InputError(f"{path} has no header line: the first line must name the columns, "
-                         f"including {', '.join(names)}")
-    _check_columns(path, header, names, roles)
+def _read_csv(path: Path, header: list[str], names: list[str]) -> pa.Table:
     wanted = list(dict.fromkeys(names))
     read = pacsv.ReadOptions(column_names=header, skip_rows=1)
     convert = pacsv.ConvertOptions(include_columns=wanted,
@@ -179,7 +230,8 @@ def _read_csv(path: Path, head: bytes, names: list[str], roles: dict[str, str]) 
         message = str(exc)
         if "invalid UTF8" in message:
             raise _not_utf8(path) from None
-        raise InputError(f"{path} cannot be read as CSV: {hide_cprs(message)}; check that "
+        raise InputError(f"{path} cannot be read as CSV: {hide_cprs_in_text(message)}; check "
+                         "that "
                          "every row has as many fields as the header (quote values that "
                          "contain commas)") from None
 
@@ -189,17 +241,32 @@ def _not_utf8(path: Path) -> InputError:
                       f"latin1 -t utf-8 {path.name}`) or as Parquet")
 
 
-def _read_parquet(path: Path, names: list[str], roles: dict[str, str]) -> pa.Table:
-    try:
-        schema = pq.read_schema(path)
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path} is not a readable Parquet file (it may be truncated): "
-                         f"{hide_cprs(str(exc))}") from None
-    _check_columns(path, list(schema.names), names, roles)
+def _read_parquet(path: Path, names: list[str]) -> pa.Table:
     try:
         return pq.read_table(path, columns=list(dict.fromkeys(names)))
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path} cannot be read as Parquet: {hide_cprs(str(exc))}") from None
+        raise InputError(f"{path} cannot be read as Parquet: {hide_cprs_in_text(str(exc))}"
+                         ) from None
+
+
+def non_scalar_problem(path: Path, column: str, role: str,
+                       values: pa.ChunkedArray) -> str | None:
+    """Why a Parquet column of lists, structs or maps cannot be used (``None``: it can)."""
+    if not pa.types.is_nested(values.type):
+        return None
+    return (f"{path}: {role} column {column!r} holds nested values (Parquet type "
+            f"{values.type}), not one value per row: store a single number or text per row")
+
+
+# A decimal point followed by digits: a number's fraction, never part of a CPR number.
+_FRACTION = re.compile(r"(?<=\d)(\.\d+)")
+
+
+def hide_cprs_in_text(text: str) -> str:
+    """:func:`hide_cprs`, except in a number's fraction (``0.1234567890`` stays readable)."""
+    parts = _FRACTION.split(text)
+    # re.split with a group: the fractions are at the odd positions.
+    return "".join(part if i % 2 else hide_cprs(part) for i, part in enumerate(parts))
 
 
 def _where(row: int, is_csv: bool) -> str:
@@ -208,7 +275,10 @@ def _where(row: int, is_csv: bool) -> str:
 
 
 def _shown(value: object) -> str:
-    return hide_cprs(repr(value))[:60]
+    """A value for a message: plain Python (``inf``, not ``np.float64(inf)``), CPRs hidden."""
+    if isinstance(value, np.generic | np.ndarray):
+        value = value.tolist()
+    return hide_cprs_in_text(repr(value))[:60]
 
 
 def _labels(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> np.ndarray:

@@ -6,14 +6,18 @@ per area; each registers itself on :data:`app` when imported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-__all__ = ["ProgressFn", "app", "console", "fail", "out_console", "progress_bar"]
+from overblik.features._errors import InputError
+
+__all__ = ["ProgressFn", "app", "console", "fail", "out_console", "prepare_out_folder",
+           "progress_bar", "writing_out"]
 
 app = typer.Typer(
     name="overblik",
@@ -54,3 +58,64 @@ def fail(message: str) -> None:
     """Print one clear error and exit 2 (bad input or usage)."""
     console.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code=2)
+
+
+def _listing(names: Sequence[str]) -> str:
+    """``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _out_error(out: Path, exc: OSError) -> InputError:
+    where = exc.filename or out
+    return InputError(f"--out {out}: cannot write {where} ({exc.strerror or exc}): pass a "
+                      "folder you can write to")
+
+
+def prepare_out_folder(out: Path, files: Sequence[str]) -> None:
+    """Create the ``--out`` folder and check that each of ``files`` can be written in it.
+
+    Commands call this after reading their input and before fitting anything, so that an
+    unusable ``--out`` fails in seconds instead of after the whole fit.
+
+    Raises
+    ------
+    InputError
+        ``out`` or a folder above it is a file, one of ``files`` is a folder, or the
+        operating system refuses to create or write them.
+    """
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file: pass a folder for {_listing(files)}")
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise InputError(f"--out {out}: {above} is a file, so no folder can be made in it: "
+                         "pass another folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _out_error(out, exc) from None
+    for name in files:
+        path = out / name
+        if path.is_dir():
+            raise InputError(f"--out {out}: {path} is a folder, so {name} cannot be written: "
+                             "remove it or pass another folder")
+        with writing_out(out):
+            _try_write(path)
+
+
+def _try_write(path: Path) -> None:
+    """Open ``path`` for writing without changing it (an existing file keeps its content)."""
+    if path.exists():
+        with path.open("ab"):
+            return
+    with path.open("xb"):
+        pass
+    path.unlink()
+
+
+@contextmanager
+def writing_out(out: Path) -> Iterator[None]:
+    """Turn a failed write into ``--out``'s exit-2 error (e.g. the disk is full)."""
+    try:
+        yield
+    except OSError as exc:
+        raise _out_error(out, exc) from None

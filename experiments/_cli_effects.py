@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from overblik.experiments._cli_common import app, fail, out_console, progress_bar
+from overblik.experiments._cli_common import (
+    app,
+    fail,
+    out_console,
+    prepare_out_folder,
+    progress_bar,
+    writing_out,
+)
 from overblik.features._errors import InputError
 
 __all__ = ["app", "effects"]
@@ -47,6 +54,7 @@ def effects(
     --covariates age,educ,re74,re75 --out effects/
     """
     from overblik.experiments._effects_file import (
+        EFFECTS_FILES,
         estimate_effects,
         parse_covariates,
         parse_trim,
@@ -58,32 +66,39 @@ def effects(
         bounds = parse_trim(trim)
         if n_bootstrap == 1:
             raise InputError("--n-bootstrap 1: use 0 (no individual intervals) or at least 2")
-        if out.exists() and not out.is_dir():
-            raise InputError(f"--out {out} is a file: pass a folder for effects.json, cate.csv "
-                             "and effects.html")
         names = parse_covariates(covariates)
         with progress_bar("effects") as progress:
             progress("read", 0, 1)
             table = read_effects_table(data, treatment=treatment, outcome=outcome,
                                        covariates=names)
             progress("read", 1, 1)
+            prepare_out_folder(out, EFFECTS_FILES)
             result = estimate_effects(table, trim=bounds, n_folds=n_folds,
                                       n_bootstrap=n_bootstrap, random_state=seed,
                                       progress=progress)
             progress("report", 0, 1)
-            write_effects(out, result)
+            with writing_out(out):
+                write_effects(out, result)
             progress("report", 1, 1)
     except InputError as exc:
         fail(str(exc))
         return
     s = result.summary
-    ate, att = s["ate"], s["att"]
     out_console.print(f"{s['n']:,} rows ({s['n_treated']:,} treated), "
                       f"{s['overlap']['trimmed']:,} trimmed; naive difference "
-                      f"{s['naive_difference']:.4g}")
-    out_console.print(f"ATE {ate['estimate']:.4g} [{ate['ci_low']:.4g}, {ate['ci_high']:.4g}]; "
-                      f"ATT {att['estimate']:.4g} [{att['ci_low']:.4g}, {att['ci_high']:.4g}]")
+                      f"{_number(s['naive_difference'])}")
+    out_console.print(f"ATE {_interval(s['ate'])}; ATT {_interval(s['att'])}")
     for warning in s["warnings"]:
         out_console.print(f"warning: {warning}", highlight=False)
-    out_console.print(f"wrote {out / 'effects.json'}, {out / 'cate.csv'} and "
-                      f"{out / 'effects.html'}")
+    paths = [str(out / name) for name in EFFECTS_FILES]
+    out_console.print(f"wrote {', '.join(paths[:-1])} and {paths[-1]}")
+
+
+def _number(value: float | None) -> str:
+    """A summary number; ``effects.json`` holds null where it could not be computed."""
+    return "–" if value is None else f"{value:.4g}"
+
+
+def _interval(estimate: dict[str, Any]) -> str:
+    return (f"{_number(estimate['estimate'])} [{_number(estimate['ci_low'])}, "
+            f"{_number(estimate['ci_high'])}]")

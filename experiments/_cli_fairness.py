@@ -9,16 +9,26 @@ reason). Reviews and promotions are appended to ``<data>/reviews.jsonl``.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from overblik.experiments._cli_common import app, console, fail, out_console, progress_bar
+from overblik.experiments._cli_common import (
+    app,
+    console,
+    fail,
+    out_console,
+    prepare_out_folder,
+    progress_bar,
+    writing_out,
+)
 from overblik.features._errors import InputError
 
 __all__ = ["app"]
 
+_AUDIT_FILES = ("report.html", "audit.json")
 _TRACKING_HELP = ("MLflow tracking URI (default: $MLFLOW_TRACKING_URI or the SQLite file "
                   "data/mlflow.db).")
 
@@ -68,17 +78,18 @@ def audit(
         if (threshold is None) == (top_k is None):
             raise InputError("give exactly one decision rule: --threshold T (selected when "
                              "score >= T) or --top-k K (the K highest scores)")
+        if threshold is not None and not math.isfinite(threshold):
+            raise InputError(f"--threshold {threshold}: give a finite number, e.g. "
+                             "--threshold 0.3")
         if top_k is not None and top_k <= 0:
             raise InputError(f"--top-k {top_k}: must be at least 1")
         columns = parse_sensitive(sensitive)
-        if out.exists() and not out.is_dir():
-            raise InputError(f"--out {out} is a file: pass a folder for report.html and "
-                             "audit.json")
         table = read_audit_table(data, label=label, score=score, sensitive=columns)
         references = parse_reference(reference or [], table)
         if top_k is not None and top_k > table.rows:
             raise InputError(f"--top-k {top_k} is more than the {table.rows:,} rows of {data}: "
                              "choose K at most the number of rows")
+        prepare_out_folder(out, _AUDIT_FILES)
         from overblik.fairness import FairnessThresholds, write_report
         from overblik.fairness import audit as run_audit
 
@@ -89,11 +100,12 @@ def audit(
                                min_count=min_count, n_boot=n_boot, seed=seed,
                                progress=progress)
             progress("report", 0, 1)
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "audit.json").write_text(json.dumps(result.to_json(), indent=1,
-                                                       ensure_ascii=False), encoding="utf-8")
-            write_report(out / "report.html", result, thresholds=policy,
-                         title=f"Fairness-audit / fairness audit: {data.name}")
+            with writing_out(out):
+                (out / "audit.json").write_text(json.dumps(result.to_json(), indent=1,
+                                                           ensure_ascii=False),
+                                                encoding="utf-8")
+                write_report(out / "report.html", result, thresholds=policy,
+                             title=f"Fairness-audit / fairness audit: {data.name}")
             progress("report", 1, 1)
         verdict = policy.evaluate(result)
     except InputError as exc:
@@ -103,8 +115,15 @@ def audit(
                       f"{sum(g.suppressed for g in result.groups)} group(s) suppressed "
                       f"(fewer than {min_count} rows)")
     limits = ", ".join(f"{k} {v:g}" for k, v in policy.limits().items())
-    state = "meets" if verdict.passed else f"does NOT meet ({len(verdict.failures)} failures)"
+    state = ("meets" if verdict.passed
+             else f"does NOT meet ({len(verdict.failures)} failures)" if verdict.failures
+             else f"can NOT be shown to meet ({len(verdict.unchecked)} not checked)")
     out_console.print(f"{state} the default thresholds (largest |difference|: {limits})")
+    shown = 10  # the report lists them all
+    for reason in verdict.reasons[:shown]:
+        out_console.print(f"  {reason}", highlight=False)
+    if len(verdict.reasons) > shown:
+        out_console.print(f"  ... and {len(verdict.reasons) - shown} more in the report")
     out_console.print(f"wrote {out / 'report.html'} and {out / 'audit.json'}")
 
 

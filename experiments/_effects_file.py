@@ -4,8 +4,9 @@ write ``effects.json``, ``cate.csv`` and ``effects.html``.
 Any CSV or Parquet table will do: a binary treatment column (0/1 or true/false), a
 numeric or 0/1 outcome column, and covariates measured *before* treatment (numbers,
 true/false, or text with few values, which is one-hot encoded; missing values are
-allowed). Every problem is one :class:`InputError` naming the file, the column and, for
-bad values, the first row (1-based data row; in a CSV also its line).
+allowed; numbers with a few other values, such as 'n/a', are a mistake to fix, never
+categories). Every problem is one :class:`InputError` naming the file, the column and,
+for bad values, the first row (1-based data row; in a CSV also its line).
 """
 
 from __future__ import annotations
@@ -21,24 +22,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from overblik.experiments._audit_file import (
-    _read_csv,
-    _read_parquet,
     _shown,
     _where,
+    non_scalar_problem,
+    read_columns,
+    read_header,
     sniff_table_file,
 )
 from overblik.features._errors import InputError
 
-__all__ = ["EffectsResult", "EffectsTable", "estimate_effects", "parse_covariates",
-           "parse_trim", "read_effects_table", "write_effects"]
+__all__ = ["EFFECTS_FILES", "EffectsResult", "EffectsTable", "estimate_effects",
+           "parse_covariates", "parse_trim", "read_effects_table", "write_effects"]
 
+EFFECTS_FILES = ("effects.json", "cate.csv", "effects.html")
 _TRUE = frozenset({"1", "1.0", "true"})
 _FALSE = frozenset({"0", "0.0", "false"})
 MAX_LEVELS = 30  # a text covariate with more distinct values looks like an identifier
 MIN_ARM_ROWS = 10
+# Beyond this the LightGBM nuisance models overflow (squared errors of 1e300 are inf), and
+# no count, amount or score in a municipality's records is that large.
+MAX_ABS_OUTCOME = 1e15
+# A text covariate whose values are all numbers but for at most this share holds typos or
+# missing-value codes ('n/a', '?'), not categories.
+MAX_NON_NUMBER_SHARE = 0.05
+# Rows that the averages keep (not trimmed) but whose propensity lies outside these bounds
+# are (almost) certain to get, or not get, the treatment: comparing them is extrapolation.
+EXTREME_PROPENSITY = (0.01, 0.99)
+MAX_EXTREME_SHARE = 0.10
 
 Progress = Callable[[str, int, int], None]
 
@@ -91,26 +103,6 @@ def parse_covariates(text: str | None) -> list[str] | None:
     return names
 
 
-def _header(path: Path, is_csv: bool, head: bytes) -> list[str]:
-    if not is_csv:
-        try:
-            return list(pq.read_schema(path).names)
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path} is not a readable Parquet file (it may be truncated): "
-                             f"{exc}") from None
-    import codecs
-    import csv
-
-    line = head.split(b"\n", 1)[0].rstrip(b"\r")
-    if line.startswith(codecs.BOM_UTF8):
-        line = line[len(codecs.BOM_UTF8):]
-    try:
-        return [n.strip() for n in next(csv.reader([line.decode("utf-8")]), [])]
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text: re-export it as UTF-8 or as Parquet"
-                         ) from None
-
-
 def read_effects_table(path: Path, *, treatment: str, outcome: str,
                        covariates: Sequence[str] | None = None) -> EffectsTable:
     """Read and check the treatment, outcome and covariate columns of a CSV/Parquet file.
@@ -125,7 +117,8 @@ def read_effects_table(path: Path, *, treatment: str, outcome: str,
     path = Path(path)
     if treatment == outcome:
         raise InputError(f"--treatment and --outcome are both {treatment!r}: give two columns")
-    head, is_csv = sniff_table_file(path, verb="analyse", columns=f"{treatment} and {outcome}")
+    is_csv = sniff_table_file(path, verb="analyse", columns=f"{treatment} and {outcome}")
+    header = read_header(path, is_csv)
     explicit = covariates is not None
     if covariates is not None:
         clash = sorted({treatment, outcome} & set(covariates))
@@ -134,21 +127,24 @@ def read_effects_table(path: Path, *, treatment: str, outcome: str,
                              "column: covariates are what was known before treatment")
         chosen = list(covariates)
     else:
-        found = _header(path, is_csv, head)
-        chosen = [c for c in found if c not in (treatment, outcome) and c]
+        chosen = [c for c in dict.fromkeys(header) if c not in (treatment, outcome) and c]
     names = [treatment, outcome, *chosen]
     roles = {treatment: "--treatment", outcome: "--outcome",
              **{c: "--covariates" for c in chosen}}
-    table = _read_csv(path, head, names, roles) if is_csv else _read_parquet(path, names, roles)
+    table = read_columns(path, is_csv, header, names, roles)
     if table.num_rows == 0:
         raise InputError(f"{path} has a header but no rows: there is nothing to analyse")
+    for name in (treatment, outcome):
+        problem = non_scalar_problem(path, name, roles[name], table.column(name))
+        if problem is not None:
+            raise InputError(problem)
     t = _treatment(path, treatment, table.column(treatment), is_csv)
     y = _outcome(path, outcome, table.column(outcome), is_csv)
     columns: dict[str, np.ndarray] = {}
     used: list[str] = []
     notes: list[str] = []
     for name in chosen:
-        encoded, problem = _covariate(path, name, table.column(name))
+        encoded, problem = _covariate(path, name, table.column(name), is_csv)
         if problem is not None:
             if explicit:
                 raise InputError(problem)
@@ -221,21 +217,41 @@ def _outcome(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> 
         raise InputError(f"{path}: --outcome column {column!r} must be numeric (or 0/1), but "
                          f"{_where(first, is_csv)} has {what} ({int(bad.sum())} such rows): "
                          "drop rows whose outcome is unknown, or recode it as a number")
+    huge = np.abs(numbers) > MAX_ABS_OUTCOME
+    if huge.any():
+        first = int(np.flatnonzero(huge)[0])
+        raise InputError(f"{path}: --outcome column {column!r} has {_shown(raw.iloc[first])} in "
+                         f"{_where(first, is_csv)} ({int(huge.sum())} rows beyond "
+                         f"±{MAX_ABS_OUTCOME:g}), more than the models can fit: rescale the "
+                         "outcome (e.g. to thousands or millions)")
     if np.unique(numbers).size < 2:
         raise InputError(f"{path}: --outcome column {column!r} has the same value in every "
                          "row: there is no effect to estimate")
     return numbers
 
 
-def _covariate(path: Path, column: str, values: pa.ChunkedArray
+def _covariate(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool
                ) -> tuple[dict[str, np.ndarray], str | None]:
-    """Float column(s) of one covariate, or a problem (text with too many values)."""
+    """Float column(s) of one covariate, or a problem (nested values, a few values that are
+    not numbers among numbers, text with too many values)."""
+    nested = non_scalar_problem(path, column, "--covariates", values)
+    if nested is not None:
+        return {}, nested
     if values.null_count == len(values):
         return {}, f"{path}: --covariates column {column!r} has no value in any row"
     numbers, raw = _numbers(values)
     present = raw.notna().to_numpy()
-    if np.isfinite(numbers[present]).all():
+    bad = present & ~np.isfinite(numbers)
+    if not bad.any():
         return {column: numbers}, None
+    numeric_type = pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+    if numeric_type or bad.sum() <= MAX_NON_NUMBER_SHARE * present.sum():
+        first = int(np.flatnonzero(bad)[0])
+        kind = "a finite number" if np.isinf(numbers[first]) else "a number"
+        return {}, (f"{path}: --covariates column {column!r}: {_where(first, is_csv)} holds "
+                    f"{_shown(raw.iloc[first])}, not {kind} ({int(bad.sum()):,} of the "
+                    f"{int(present.sum()):,} rows with a value): fix or blank it "
+                    "(blank = missing)")
     text = _as_text(values)
     levels = sorted(text.dropna().unique().tolist())
     if len(levels) > MAX_LEVELS:
@@ -292,7 +308,9 @@ def estimate_effects(table: EffectsTable, *, trim: tuple[float, float] = (0.01, 
                          "propensity": learner.propensity_})
     # The learner's report, recomputed to name the treatment column in the warnings.
     overlap = overlap_report(learner.propensity_, table.T, trim=trim, label=table.treatment)
-    warnings = [*overlap.warnings, *table.notes]
+    extrapolation = _extrapolation_warning(learner.propensity_, table.T, learner.trimmed_,
+                                           table.treatment)
+    warnings = [*overlap.warnings, *extrapolation, *table.notes]
     binary = bool(np.isin(table.y, (0.0, 1.0)).all())
     summary: dict[str, Any] = {
         "data": str(table.path),
@@ -316,6 +334,31 @@ def estimate_effects(table: EffectsTable, *, trim: tuple[float, float] = (0.01, 
                          T=table.T, trim=trim)
 
 
+def _extrapolation_warning(propensity: np.ndarray, T: np.ndarray, trimmed: np.ndarray,
+                           label: str) -> list[str]:
+    """A warning when many rows in the averages are (almost) certain to be treated or not.
+
+    The learner's overlap report warns about what the trimming bounds remove; with wide
+    bounds (``--trim 0,1``) it stays silent even when a covariate separates the arms, so
+    this check uses fixed bounds and counts only the rows that are kept.
+    """
+    from overblik.models._propensity import trimmed_mask
+
+    extreme = trimmed_mask(propensity, EXTREME_PROPENSITY) & ~trimmed
+    treated = T.astype(bool)
+    shares = {"treated": float(extreme[treated].mean()),
+              "untreated": float(extreme[~treated].mean())}
+    if max(shares.values()) <= MAX_EXTREME_SHARE:
+        return []
+    low, high = EXTREME_PROPENSITY
+    return [f"little overlap for {label}: {shares['treated']:.1%} of the treated and "
+            f"{shares['untreated']:.1%} of the untreated rows kept in the averages have an "
+            f"estimated propensity outside [{low:g}, {high:g}] (nearly certain to get, or "
+            "not to get, the treatment): the effects rest on extrapolation between arms "
+            "that barely overlap; check which covariates separate them (one that decides "
+            "the treatment, or is measured after it, is no confounder)"]
+
+
 def _finite(value: Any) -> Any:
     """NaN/inf as null: ``effects.json`` must be strict JSON."""
     if isinstance(value, dict):
@@ -332,7 +375,7 @@ def _finite(value: Any) -> Any:
 def write_effects(out: Path, result: EffectsResult) -> list[Path]:
     """Write ``effects.json``, ``cate.csv`` and ``effects.html`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / "effects.json", out / "cate.csv", out / "effects.html"]
+    paths = [out / name for name in EFFECTS_FILES]
     paths[0].write_text(json.dumps(result.summary, indent=1, ensure_ascii=False,
                                    allow_nan=False), encoding="utf-8")
     result.cate.to_csv(paths[1], index=False, float_format="%.6g")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -183,7 +185,26 @@ BAD_FILES: dict[str, tuple[Callable[[Path], Path], list[str], list[str]]] = {
                     [], ["cannot be read as CSV", "as many fields as the header"]),
     "column twice": (lambda t: _write(t, _unchanged), ["--sensitive", "placed"],
                      ["'placed' is given for more than one of --label, --score and --sensitive"]),
+    "header names a column twice": (
+        _raw("d.csv", b"placed,risk,sex,sex,origin\n1,0.5,F,M,danish\n0,0.2,M,F,danish\n"),
+        [], ["column 'sex' appears twice in the header (columns 3 and 4): rename one"]),
+    "parquet names a column twice": (
+        lambda t: _parquet(t, pa.table([[1, 0], [0.5, 0.2], ["F", "M"], ["M", "F"], ["a", "b"]],
+                                       names=["placed", "risk", "sex", "sex", "origin"])),
+        [], ["column 'sex' appears twice in the file's columns (columns 3 and 4): rename one"]),
+    "nested label": (
+        lambda t: _parquet(t, pa.table({"placed": [[1], [0]], "risk": [0.5, 0.2],
+                                        "sex": ["F", "M"], "origin": ["a", "b"]})),
+        [], ["--label column 'placed' holds nested values (Parquet type list<"]),
+    "score inf shown plainly": (lambda t: _write(t, _set("risk", 4, np.inf), "bad.parquet"), [],
+                                ["row 5 has inf, which is not a finite number"]),
 }
+
+
+def _parquet(folder: Path, table: pa.Table) -> Path:
+    path = folder / "t.parquet"
+    pq.write_table(table, path)
+    return path
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES), ids=list(BAD_FILES))
@@ -201,9 +222,12 @@ def test_bad_input_exits_2_naming_the_problem(tmp_path: Path, case: str) -> None
     for part in expected:
         assert part in text
     assert not (tmp_path / "out" / "report.html").exists()
+    assert "np.float64" not in text
 
 
 @pytest.mark.parametrize(("extra", "expected"), [
+    (["--threshold", "nan"], "--threshold nan: give a finite number"),
+    (["--threshold", "inf"], "--threshold inf: give a finite number"),
     ([], "give exactly one decision rule"),
     (["--threshold", "0.3", "--top-k", "5"], "give exactly one decision rule"),
     (["--top-k", "0"], "--top-k 0: must be at least 1"),
@@ -221,6 +245,57 @@ def test_out_that_is_a_file_exits_2(files: dict[str, Path], tmp_path: Path) -> N
     code, output = _audit(files["csv"], out, "--top-k", "5")
     assert code == 2
     assert "is a file: pass a folder" in _text(output)
+
+
+@pytest.fixture
+def no_audit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail loudly if the audit runs: an unusable --out must be refused before it."""
+    import overblik.fairness
+
+    def run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the audit ran before --out was checked")
+
+    monkeypatch.setattr(overblik.fairness, "audit", run)
+
+
+def test_out_that_cannot_be_written_is_refused_before_the_audit(
+        files: dict[str, Path], tmp_path: Path, no_audit: None) -> None:
+    (tmp_path / "afile").write_text("x")
+    code, output = _audit(files["csv"], tmp_path / "afile" / "sub", "--top-k", "5")
+    assert code == 2 and "Traceback" not in output
+    assert "afile is a file, so no folder can be made in it" in _text(output)
+    (tmp_path / "taken" / "audit.json").mkdir(parents=True)
+    code, output = _audit(files["csv"], tmp_path / "taken", "--top-k", "5")
+    assert code == 2 and "Traceback" not in output
+    assert "audit.json is a folder, so audit.json cannot be written" in _text(output)
+    assert not (tmp_path / "taken" / "report.html").exists()
+
+
+def test_a_failed_write_after_the_audit_exits_2(files: dict[str, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    import overblik.fairness
+
+    def full_disk(path: Path, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(overblik.fairness, "write_report", full_disk)
+    code, output = _audit(files["csv"], tmp_path / "out", "--top-k", "5")
+    assert code == 2 and "Traceback" not in output
+    assert "report.html (No space left on device)" in _text(output)
+
+
+def test_cr_only_line_endings_give_the_same_audit(files: dict[str, Path],
+                                                  tmp_path: Path) -> None:
+    cr = tmp_path / "cr.csv"
+    _scored().to_csv(cr, index=False, lineterminator="\r")
+    docs = []
+    for data, out in ((files["csv"], tmp_path / "lf"), (cr, tmp_path / "cr")):
+        code, output = _audit(data, out, "--threshold", "0.25")
+        assert code == 0, output
+        docs.append(json.loads((out / "audit.json").read_text()))
+    assert docs[0] == docs[1] and docs[1]["n"] == ROWS
 
 
 def test_missing_columns_suggest_the_close_name(files: dict[str, Path]) -> None:
@@ -244,3 +319,20 @@ def test_help_explains_the_options() -> None:
     for option in ("--data", "--label", "--score", "--threshold", "--top-k", "--sensitive",
                    "--reference", "--min-count", "--n-boot", "--out", "report.html"):
         assert option in text
+
+
+def test_an_audit_that_compares_nothing_says_so(tmp_path: Path) -> None:
+    """One group only: the command does not claim the thresholds are met."""
+    rng = np.random.default_rng(0)
+    score = rng.uniform(size=400)
+    frame = pd.DataFrame({"label": (rng.uniform(size=400) < score).astype(int),
+                          "score": score, "sex": "F"})
+    frame.to_csv(tmp_path / "one.csv", index=False)
+    result = CliRunner().invoke(app, [
+        "audit", "--data", str(tmp_path / "one.csv"), "--label", "label", "--score", "score",
+        "--sensitive", "sex", "--threshold", "0.5", "--n-boot", "20", "--out",
+        str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "can NOT be shown to meet (1 not checked)" in result.output
+    assert "not checked: sex: only one group" in result.output
+    assert "meets the default" not in result.output

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from scipy.special import expit
 from typer.testing import CliRunner
@@ -190,3 +192,231 @@ def test_reader_and_trim_parser_directly(files: dict[str, Path]) -> None:
     assert list(table.X.columns) == ["district=east", "district=north", "district=south"]
     assert table.X.sum(axis=1).eq(1.0).all()
     assert parse_trim("0,1") == (0.0, 1.0)
+
+
+# Bad input found by a probe: each gives one message and exit 2, never a traceback or a
+# silently wrong result. Small tables, and no fit where the error comes before it.
+
+SMALL = 400
+
+
+def _small() -> pd.DataFrame:
+    return _table().head(SMALL).drop(columns="case")
+
+
+def _refused(code: int, output: str, *parts: str) -> None:
+    assert code == 2, output
+    assert "Traceback" not in output
+    for part in parts:
+        assert part in output
+
+
+@pytest.fixture
+def no_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail loudly if the learner is fitted: these errors must come before any fitting."""
+    from overblik.models._dr_learner import DRLearner
+
+    def fit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the learner was fitted before the bad input was refused")
+
+    monkeypatch.setattr(DRLearner, "fit", fit)
+
+
+def test_out_that_cannot_be_written_is_refused_before_fitting(
+        files: dict[str, Path], tmp_path: Path, no_fit: None) -> None:
+    (tmp_path / "afile").write_text("x")
+    code, output = _effects(files["csv"], tmp_path / "afile" / "sub")
+    _refused(code, output, "afile is a file, so no folder can be made in it")
+    (tmp_path / "taken" / "effects.json").mkdir(parents=True)
+    code, output = _effects(files["csv"], tmp_path / "taken")
+    _refused(code, output, "effects.json is a folder, so effects.json cannot be written")
+    assert not (tmp_path / "taken" / "cate.csv").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_out_the_system_refuses_exits_2(files: dict[str, Path], no_fit: None) -> None:
+    code, output = _effects(files["csv"], Path("/proc/overblik_test_out"))
+    _refused(code, output, "--out /proc/overblik_test_out: cannot write", "pass a folder you "
+             "can write to")
+
+
+def test_a_failed_write_after_the_fit_exits_2(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from overblik.experiments import _effects_file
+
+    def full_disk(out: Path, result: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "cate.csv"))
+
+    monkeypatch.setattr(_effects_file, "write_effects", full_disk)
+    data = _write(tmp_path, "small.csv", _small())
+    code, output = _effects(data, tmp_path / "out", "--n-bootstrap", "0")
+    _refused(code, output, "cannot write", "cate.csv (No space left on device)")
+
+
+def test_cr_only_line_endings_read_like_newlines(tmp_path: Path) -> None:
+    frame = _small()
+    lf, cr = tmp_path / "lf.csv", tmp_path / "cr.csv"
+    frame.to_csv(lf, index=False)
+    frame.to_csv(cr, index=False, lineterminator="\r")
+    a = read_effects_table(lf, treatment="treated", outcome="outcome")
+    b = read_effects_table(cr, treatment="treated", outcome="outcome")
+    assert b.rows == SMALL and b.covariates == ["severity", "district", "age"]
+    pd.testing.assert_frame_equal(a.X, b.X)
+    assert (a.T == b.T).all() and (a.y == b.y).all()
+
+
+def test_huge_outcome_is_refused_naming_the_row(tmp_path: Path, no_fit: None) -> None:
+    frame = _small()
+    frame.loc[6, "outcome"] = 3e300
+    code, output = _effects(_write(tmp_path, "huge.csv", frame), tmp_path / "out")
+    _refused(code, output, "--outcome column 'outcome' has '3e+300' in row 7 (line 8)",
+             "rescale the outcome")
+
+
+def test_summary_line_survives_a_missing_interval() -> None:
+    from overblik.experiments._cli_effects import _interval
+
+    assert _interval({"estimate": 1.5, "ci_low": None, "ci_high": None}) == "1.5 [–, –]"
+
+
+def _nested(tmp_path: Path, **columns: pa.Array) -> Path:
+    frame = _small()
+    table = pa.table({"severity": frame["severity"], "treated": frame["treated"] == "true",
+                      "outcome": frame["outcome"]})
+    for name, values in columns.items():
+        table = table.drop_columns([name]) if name in table.column_names else table
+        table = table.append_column(name, values)
+    path = tmp_path / "nested.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def test_nested_parquet_columns(tmp_path: Path, no_fit: None) -> None:
+    treated = (_small()["treated"] == "true").tolist()
+    data = _nested(tmp_path, treated=pa.array([[int(t)] for t in treated]))
+    code, output = _effects(data, tmp_path / "out")
+    _refused(code, output, "--treatment column 'treated' holds nested values (Parquet type "
+             "list<")
+    data = _nested(tmp_path, outcome=pa.array([{"a": 1.0}] * SMALL))
+    _refused(*_effects(data, tmp_path / "out"), "--outcome column 'outcome' holds nested")
+    data = _nested(tmp_path, tags=pa.array([[1, 2]] * SMALL))
+    table = read_effects_table(data, treatment="treated", outcome="outcome")
+    assert table.covariates == ["severity"]
+    assert any("'tags' holds nested values" in n and "left out" in n for n in table.notes)
+    code, output = _effects(data, tmp_path / "out", "--covariates", "severity,tags")
+    _refused(code, output, "--covariates column 'tags' holds nested values")
+
+
+def test_header_longer_than_the_sniff_buffer(tmp_path: Path) -> None:
+    from overblik.experiments._audit_file import _SNIFF_BYTES
+
+    frame = _small().head(40)
+    wide = pd.DataFrame(np.zeros((40, 5000)), columns=[f"covariate_{i:05d}" for i in
+                                                       range(5000)])
+    path = tmp_path / "wide.csv"
+    pd.concat([wide, frame], axis=1).to_csv(path, index=False)
+    assert len(path.read_bytes().split(b"\n", 1)[0]) > _SNIFF_BYTES
+    table = read_effects_table(path, treatment="treated", outcome="outcome",
+                               covariates=["covariate_04999", "severity"])
+    assert table.rows == 40 and table.covariates == ["covariate_04999", "severity"]
+
+
+@pytest.mark.parametrize(("header", "message"), [
+    ("severity,treated,treated,outcome",
+     "column 'treated' appears twice in the header (columns 2 and 3): rename one"),
+    ("severity,severity,treated,outcome",
+     "column 'severity' appears twice in the header (columns 1 and 2): rename one"),
+])
+def test_duplicate_csv_columns_are_refused(tmp_path: Path, header: str, message: str,
+                                           no_fit: None) -> None:
+    rows = "".join(f"{i % 7},{i % 2},{1 - i % 2},{i}\n" for i in range(60))
+    data = tmp_path / "dup.csv"
+    data.write_text(f"{header}\n{rows}", encoding="utf-8")
+    _refused(*_effects(data, tmp_path / "out"), message)
+
+
+def test_duplicate_parquet_columns_give_the_same_one_line_message(tmp_path: Path,
+                                                                   no_fit: None) -> None:
+    frame = _small()
+    table = pa.table([frame["severity"], frame["age"], frame["treated"] == "true",
+                      frame["outcome"]], names=["x1", "x1", "treated", "outcome"])
+    data = tmp_path / "dup.parquet"
+    pq.write_table(table, data)
+    result = runner.invoke(app, ["effects", "--data", str(data), "--treatment", "treated",
+                                 "--outcome", "outcome", "--out", str(tmp_path / "out")])
+    _refused(result.exit_code, _text(result.output), "column 'x1' appears twice in the file's "
+             "columns (columns 1 and 2): rename one")
+    assert "__fragment_index" not in result.output  # no Arrow schema dump
+
+
+def _one_bad_value(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
+    frame[column] = frame[column].astype(object)
+    frame.loc[3, column] = value
+    return frame
+
+
+@pytest.mark.parametrize(("column", "value", "round_first"), [
+    ("severity", "n/a", False),  # 400 distinct values: was "an identifier?"
+    ("severity", "?", True),  # few distinct values: was one-hot encoded as categories
+    ("severity", "inf", False),
+])
+def test_one_bad_value_in_a_numeric_covariate_is_named(
+        tmp_path: Path, column: str, value: str, round_first: bool, no_fit: None) -> None:
+    frame = _small()
+    if round_first:
+        frame[column] = frame[column].round(0)
+    data = _write(tmp_path, "typo.csv", _one_bad_value(frame, column, value))
+    expected = f"--covariates column 'severity': row 4 (line 5) holds '{value}', not a"
+    table = read_effects_table(data, treatment="treated", outcome="outcome")
+    assert "severity" not in table.covariates
+    assert not any(c.startswith("severity=") for c in table.X.columns)
+    assert any(expected in n and "fix or blank it (blank = missing) — left out" in n
+               for n in table.notes)
+    code, output = _effects(data, tmp_path / "out", "--covariates", "severity,age")
+    _refused(code, output, expected, "fix or blank it (blank = missing)")
+
+
+def test_parquet_values_show_plainly(tmp_path: Path, no_fit: None) -> None:
+    frame = _small().assign(treated=lambda f: f.treated == "true")
+    frame.loc[7, "outcome"] = np.inf
+    frame.loc[3, "severity"] = -np.inf
+    data = tmp_path / "inf.parquet"
+    frame.to_parquet(data, index=False)
+    table = read_effects_table(data, treatment="treated", outcome="age")
+    assert any("'severity': row 4 holds -inf, not a finite number" in n for n in table.notes)
+    code, output = _effects(data, tmp_path / "out")
+    _refused(code, output, "row 8 has inf, which is not a number")
+    assert "np.float64" not in output
+
+
+def test_messages_hide_cprs_but_not_the_digits_of_a_fraction() -> None:
+    from overblik.experiments._audit_file import hide_cprs_in_text
+
+    assert hide_cprs_in_text("{'a': 0.7086123183051166}") == "{'a': 0.7086123183051166}"
+    assert "0101901234" not in hide_cprs_in_text("id 0101901234, 010190-1234.5")
+    assert "1234" not in hide_cprs_in_text("id 010190-1234.5")
+
+
+def test_no_overlap_is_warned_even_when_nothing_is_trimmed(tmp_path: Path) -> None:
+    frame = _small()
+    treated = frame["treated"] == "true"
+    # A covariate that separates the arms perfectly: no row of one arm resembles the other.
+    frame["severity"] = np.where(treated, 5 + frame["severity"].abs(),
+                                 -5 - frame["severity"].abs())
+    data = _write(tmp_path, "apart.csv", frame)
+    code, output = _effects(data, tmp_path / "out", "--trim", "0,1", "--n-folds", "2",
+                            "--n-bootstrap", "0")
+    assert code == 0, output
+    warnings = json.loads((tmp_path / "out" / "effects.json").read_text())["warnings"]
+    found = [w for w in warnings if w.startswith("little overlap for treated")]
+    assert len(found) == 1, warnings
+    shares = [float(s) for s in re.findall(r"([\d.]+)% of the (?:un)?treated", found[0])]
+    assert len(shares) == 2 and min(shares) > 90
+    assert "little overlap" in output
+
+
+def test_good_overlap_gives_no_extrapolation_warning(csv_run: Path) -> None:
+    summary = json.loads((csv_run / "effects.json").read_text(encoding="utf-8"))
+    assert not any("little overlap" in w for w in summary["warnings"])
