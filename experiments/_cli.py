@@ -120,6 +120,8 @@ def ingest(
         top = ", ".join(f"{r} {n:,}" for r, n in ranked)
         table.add_row(name, f"{s.rows_in:,}", f"{s.accepted:,}", f"{s.quarantined:,}", top)
     out_console.print(table)
+    for warning in report.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
 
 
 def main() -> None:
@@ -218,7 +220,8 @@ def train(
                              "`overblik ingest` first or pass --clean DIR")
         with progress_bar(f"train {config.name}") as progress:
             result = run_train(config, clean=folder, tracking_uri=tracking_uri,
-                               config_text=path.read_text(encoding="utf-8"), progress=progress)
+                               config_text=path.read_text(encoding="utf-8"), progress=progress,
+                               source=str(path))
         comparison = compare_with_truth(result.run_id, truth, tracking_uri=tracking_uri
                                         ) if truth else None
     except InputError as exc:

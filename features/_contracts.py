@@ -16,6 +16,12 @@ from pandera.typing import Series
 # CPR: DDMMYY-SSSS. The date part is checked for validity separately (a regex cannot).
 CPR_PATTERN = r"^[0-3]\d[01]\d\d{2}-\d{4}$"
 
+# Column metadata keys. PSEUDONYMISED: a text identifier other than the CPR number (which may
+# hold anything, a name or an address by mistake): ingest replaces every value by its keyed
+# pseudonym, so only equality survives. NOT_BEFORE: the column a date must not precede.
+PSEUDONYMISED = "pseudonymised"
+NOT_BEFORE = "not_before"
+
 SEX_CODES: tuple[str, ...] = ("F", "M")
 ORIGIN_CODES: tuple[str, ...] = ("danish", "immigrant", "descendant")
 DISTRICT_CODES: tuple[str, ...] = tuple(f"D{i:02d}" for i in range(1, 13))
@@ -91,12 +97,16 @@ class Population(pa.DataFrameModel):
     birth_date: Series[pd.Timestamp] = pa.Field(description="date of birth")
     sex: Series[str] = pa.Field(isin=SEX_CODES, description="F or M")
     district: Series[str] = pa.Field(isin=DISTRICT_CODES, description="district code D01-D12")
-    household_id: Series[str] = pa.Field(str_length={"min_value": 1}, description="household")
+    # An identifier of free form: ingest writes only its keyed pseudonym (see PSEUDONYMISED).
+    household_id: Series[str] = pa.Field(str_length={"min_value": 1}, description="household",
+                                         metadata={PSEUDONYMISED: True})
     origin: Series[str] = pa.Field(isin=ORIGIN_CODES, description="Danish origin/immigrant/desc.")
     disability: Series[bool] = pa.Field(description="registered disability")
     move_in_date: Series[pd.Timestamp] = pa.Field(description="moved into the municipality")
-    move_out_date: Series[pd.Timestamp] = pa.Field(nullable=True, description="moved out")
-    death_date: Series[pd.Timestamp] = pa.Field(nullable=True, description="date of death")
+    move_out_date: Series[pd.Timestamp] = pa.Field(nullable=True, description="moved out",
+                                                   metadata={NOT_BEFORE: "move_in_date"})
+    death_date: Series[pd.Timestamp] = pa.Field(nullable=True, description="date of death",
+                                                metadata={NOT_BEFORE: "move_in_date"})
 
     class Config:
         strict = True
@@ -179,6 +189,12 @@ class Source:
     def columns(self) -> list[str]:
         return list(self.model.to_schema().columns)
 
+    @property
+    def identifiers(self) -> list[str]:
+        """Columns written only as keyed pseudonyms (besides ``cpr``)."""
+        return [name for name, col in self.model.to_schema().columns.items()
+                if (col.metadata or {}).get(PSEUDONYMISED)]
+
 
 POPULATION = Source("population", Population, {}, "population register")
 SOURCES: tuple[Source, ...] = (
@@ -234,6 +250,11 @@ def contracts_markdown() -> str:
                     rules.append("not empty")
                 else:
                     rules.append(str(check.name))
+            meta = col.metadata or {}
+            if meta.get(NOT_BEFORE):
+                rules.append(f"not before `{meta[NOT_BEFORE]}`")
+            if meta.get(PSEUDONYMISED):
+                rules.append("written as a keyed pseudonym")
             rule = ", ".join(rules) or "—"
             dtype = _READABLE_DTYPES.get(str(col.dtype), str(col.dtype))
             parts.append(f"| `{name}` | {dtype} | {'yes' if col.nullable else 'no'} | {rule} |")

@@ -13,9 +13,17 @@
 Every Parquet file carries the schema metadata ``overblik.demo_data`` ("true" when made with
 the demo key), ``overblik.key_fingerprint`` and ``overblik.source``.
 
-No CPR number leaves: accepted rows carry only the pseudonym, and any text value holding a
-CPR-shaped run of digits (in any column, accepted or quarantined) is replaced by its keyed
-pseudonym.
+No CPR number, name or address leaves: accepted rows carry only the pseudonym, and any text
+value holding a CPR-shaped run of digits (in any column, accepted or quarantined) is replaced
+by its keyed pseudonym. Identifier columns (``household_id``) are written only as keyed
+pseudonyms (same key; equality is all later steps need), coded columns accept only their
+code lists, and a quarantined value that reads as free text (words and spaces: a name or an
+address in the wrong field) is written as ``<free text removed>``.
+
+A source with no accepted row (or a register without rows) fails the run with an
+:class:`InputError` naming the most common reason and its fix, after everything, quarantine
+and report included, has been written; more than half of a source quarantined, a header-only
+event extract and 9-digit CPR numbers are ``warnings`` in the report.
 
 Rules worth knowing (the reason codes are in :data:`overblik.features._validation.REASONS`):
 
@@ -50,6 +58,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from overblik.features._contracts import SOURCES
@@ -61,6 +70,8 @@ from overblik.features._validation import (
     Register,
     Validated,
     encode_table,
+    fix_hint,
+    lost_leading_zero_rows,
     reason_counts,
     reason_texts,
     register_of,
@@ -108,6 +119,10 @@ class IngestReport:
     sources: dict[str, SourceReport]
     absent_sources: list[str]
     totals: Totals
+    # Why the run failed (a source with no accepted row); the rows are written all the same.
+    errors: list[str]
+    # What deserves a look although the run succeeded (most of a source quarantined, ...).
+    warnings: list[str]
 
     def to_json(self) -> dict[str, object]:
         """The report as written to ``ingest_report.json``."""
@@ -120,6 +135,8 @@ class IngestReport:
             "sources": {name: asdict(s) for name, s in self.sources.items()},
             "absent_sources": self.absent_sources,
             "totals": asdict(self.totals),
+            "errors": self.errors,
+            "warnings": self.warnings,
             "reason_codes": {code: text for code, text in REASONS.items() if code in seen},
         }
 
@@ -144,8 +161,10 @@ def ingest(raw: Path, out: Path, key: PseudonymKey,
     Raises
     ------
     InputError
-        When a file is missing, unknown or malformed, or ``out`` cannot be replaced; nothing
-        is written then.
+        When a file is missing, unknown or malformed, or ``out`` cannot be replaced: nothing
+        is written then. Also when a source has no accepted row (or the population register
+        none at all): then everything, quarantine and report included, is written first,
+        so that nothing is lost, and the report's ``errors`` say the same as the message.
     """
     raw, out = Path(raw), Path(out)
     today = today or date.today()
@@ -159,6 +178,8 @@ def ingest(raw: Path, out: Path, key: PseudonymKey,
         (tmp / QUARANTINE).mkdir(parents=True)
         sources: dict[str, SourceReport] = {}
         register: Register | None = None
+        rejections: list[Rejection] = []
+        warnings: list[str] = []
         for done, extract in enumerate(extracts, start=1):
             name = extract.source.name
             validated = validate(encode_table(read_text(extract), extract.source),
@@ -166,6 +187,11 @@ def ingest(raw: Path, out: Path, key: PseudonymKey,
             if extract.source.is_register:
                 register = register_of(validated)
             sources[name] = _write_source(validated, extract, key, tmp)
+            assert register is not None  # the register is always the first extract
+            rejection, notes = _judge(validated, sources[name], today,
+                                      register_empty=len(register.cprs) == 0)
+            rejections += [rejection] if rejection else []
+            warnings += notes
             del validated  # free this source's codes before the next file is read
             if progress is not None:
                 s = sources[name]
@@ -177,13 +203,76 @@ def ingest(raw: Path, out: Path, key: PseudonymKey,
             totals=Totals(rows_in=sum(s.rows_in for s in sources.values()),
                           accepted=sum(s.accepted for s in sources.values()),
                           quarantined=sum(s.quarantined for s in sources.values())),
+            errors=_failures(rejections), warnings=warnings,
         )
         (tmp / REPORT_NAME).write_text(json.dumps(report.to_json(), indent=2) + "\n")
         _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if report.errors:
+        raise InputError("; ".join(report.errors) + f" (the quarantine and {REPORT_NAME} are "
+                         f"in {out}; nothing was lost)")
     return report
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A source of which no row was accepted: the run fails, naming the cause and the fix."""
+
+    file: str
+    rows: int
+    reason: str  # the most common (first) reason; "" when the file holds no rows
+    fix: str
+
+
+# More than this share of a source quarantined earns a warning in the report.
+WARN_QUARANTINED_SHARE = 0.5
+
+
+def _judge(v: Validated, s: SourceReport, today: date,
+           register_empty: bool) -> tuple[Rejection | None, list[str]]:
+    """Whether a source fails the run (nothing accepted), and its warnings."""
+    notes: list[str] = []
+    zeros = lost_leading_zero_rows(v)
+    if zeros:
+        notes.append(f"{s.file}: {zeros:,} row(s) hold a 9-digit cpr, a CPR number that lost "
+                     "its leading zero on the way through a number: export cpr as text")
+    if register_empty and not v.source.is_register:
+        return None, notes  # every event is unknown_cpr: the register's error says why
+    if s.rows_in == 0:
+        if v.source.is_register:
+            return Rejection(s.file, 0, "", "the population register must list the "
+                             "municipality's persons, else every event is unknown_cpr"), notes
+        return None, [*notes, f"{s.file} holds no rows (only a header)"]
+    reason = max(s.reasons, key=lambda code: s.reasons[code], default="")
+    if s.accepted == 0:
+        fix = fix_hint(v, reason, today)
+        if v.source.is_register:
+            fix += "; without an accepted register every event is quarantined as unknown_cpr"
+        return Rejection(s.file, s.rows_in, reason, fix), notes
+    if s.quarantined > WARN_QUARANTINED_SHARE * s.rows_in:
+        notes.append(f"{s.file}: {s.quarantined:,} of {s.rows_in:,} rows "
+                     f"({s.quarantined / s.rows_in:.0%}) quarantined, most as {reason}: "
+                     f"{fix_hint(v, reason, today)}")
+    return None, notes
+
+
+def _failures(rejections: list[Rejection]) -> list[str]:
+    """One sentence per cause: sources rejected for the same reason are named together."""
+    groups: dict[tuple[str, str], list[Rejection]] = {}
+    for r in rejections:
+        groups.setdefault((r.reason, r.fix), []).append(r)
+    sentences = []
+    for (reason, fix), group in groups.items():
+        if group[0].rows == 0:
+            what = f"{group[0].file} holds no rows (only a header)"
+        elif len(group) == 1:
+            what = f"{group[0].file}: all {group[0].rows:,} rows quarantined ({reason})"
+        else:
+            what = f"{', '.join(r.file for r in group)}: all rows quarantined ({reason})"
+        sentences.append(f"{what}: {fix}")
+    return sentences
 
 
 def _write_source(v: Validated, extract: Extract, key: PseudonymKey, folder: Path) -> SourceReport:
@@ -193,8 +282,8 @@ def _write_source(v: Validated, extract: Extract, key: PseudonymKey, folder: Pat
     accepted_rows, quarantined_rows = v.accepted, v.quarantined
     build, replaced = _accepted_builder(v, key, accepted_rows)
     accepted = _write_parts(build, accepted_rows, folder / name, meta)
-    quarantined = _write_parts(_quarantine_builder(v, key), quarantined_rows,
-                               folder / QUARANTINE / name, meta)
+    quarantined = _write_parts(_quarantine_builder(v, key, quarantined_rows),
+                               quarantined_rows, folder / QUARANTINE / name, meta)
     first, every = reason_counts(v)
     report = SourceReport(file=extract.path.name, rows_in=v.rows, accepted=accepted,
                           quarantined=quarantined, reasons=first, reasons_any=every,
@@ -226,8 +315,9 @@ def _accepted_builder(v: Validated, key: PseudonymKey,
     texts: dict[str, pa.Array] = {}
     replaced: dict[str, int] = {}
     for name, p in v.parsed.items():
-        if p.text is not None:
-            texts[name], hits = scrub_text(p.text, key)  # once per distinct value
+        if p.text is not None:  # once per distinct value
+            texts[name], hits = scrub_text(p.text, key,
+                                           identifier=name in v.source.identifiers)
             count = int(np.count_nonzero(hits[v.columns[name].codes[rows]])) if hits.any() else 0
             if count:
                 replaced[name] = count
@@ -254,14 +344,20 @@ def _accepted_builder(v: Validated, key: PseudonymKey,
     return build, replaced
 
 
-def _quarantine_builder(v: Validated, key: PseudonymKey) -> TableOfRows:
-    """Quarantine columns (original text, person_id, reasons) for given rows."""
+def _quarantine_builder(v: Validated, key: PseudonymKey, rows: np.ndarray) -> TableOfRows:
+    """Quarantine columns (original text, person_id, reasons) for parts of ``rows``."""
     texts: dict[str, pa.Array] = {}
     for name, enc in v.columns.items():
         if name != "cpr":
-            # The original text, except that anything CPR-shaped becomes its pseudonym: a
-            # CPR number typed into the wrong column must not leak through the quarantine.
-            scrubbed, _ = scrub_text(enc.uniques, key)
+            # Only the values quarantined rows hold: hashing every household id of the
+            # register a second time would double the cost of pseudonymising them.
+            held = np.zeros(enc.null_slot + 1, dtype=bool)
+            held[enc.codes[rows]] = True
+            values = pc.if_else(pa.array(held[:-1]), enc.uniques, pa.scalar(None, pa.string()))
+            # The original text, except identifiers, anything CPR-shaped and free text: a
+            # CPR number, name or address typed into the wrong column must not leak
+            # through the quarantine.
+            scrubbed, _ = scrub_text(values, key, identifier=name in v.source.identifiers)
             texts[name] = pa.concat_arrays([scrubbed, pa.nulls(1, pa.string())])
 
     def build(part: np.ndarray) -> pa.Table:

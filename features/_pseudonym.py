@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ DEMO_KEY = b"overblik-demo-key--synthetic-data-only"
 # number (DDMMYY-SSSS or ten digits) to a privacy scan.
 _LETTERS = bytes.maketrans(b"0123456789abcdef", b"abcdefghijklmnop")
 PSEUDONYM_LENGTH = 32
+# A whole value shaped like a CPR number: DDMMYY-SSSS or ten digits.
+CPR_SHAPE = r"\d{6}-?\d{4}"
 
 
 class MissingKeyError(InputError):
@@ -84,10 +87,28 @@ def normalise_cpr(cpr: str) -> str:
     return cpr.strip().replace("-", "")
 
 
+def _keyed_letters(text: str, key: PseudonymKey) -> str:
+    """HMAC-SHA256 of ``text``, shortened and written in letters only."""
+    digest = hmac.new(key.secret, text.encode(), hashlib.sha256).hexdigest()
+    return digest[:PSEUDONYM_LENGTH].encode().translate(_LETTERS).decode()
+
+
 def pseudonymise_one(cpr: str, key: PseudonymKey) -> str:
     """The pseudonym of one CPR number."""
-    digest = hmac.new(key.secret, normalise_cpr(cpr).encode(), hashlib.sha256).hexdigest()
-    return digest[:PSEUDONYM_LENGTH].encode().translate(_LETTERS).decode()
+    return _keyed_letters(normalise_cpr(cpr), key)
+
+
+def pseudonymise_identifier(value: str, key: PseudonymKey) -> str:
+    """The pseudonym of an identifier such as a household id (same key as CPR numbers).
+
+    A value that is a CPR number gets that person's pseudonym, so a household id taken from
+    a member's CPR number still points at the member. Any other value is hashed as written
+    (trimmed): unlike a CPR number it is not normalised, so ``H-1`` and ``H1`` stay apart.
+    """
+    text = value.strip()
+    if re.fullmatch(CPR_SHAPE, text):
+        return pseudonymise_one(text, key)
+    return _keyed_letters(text, key)
 
 
 def pseudonymise(cpr: pd.Series, key: PseudonymKey) -> pd.Series:

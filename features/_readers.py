@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from overblik.features._contracts import SOURCE_BY_NAME, SOURCES, Source
 from overblik.features._errors import InputError
+from overblik.features._pseudonym import CPR_SHAPE
 
 Format = Literal["csv", "parquet"]
 SUFFIXES: dict[str, Format] = {".csv": "csv", ".parquet": "parquet"}
@@ -32,7 +33,7 @@ _SNIFF_BYTES = 64 * 1024
 # Anything with a CPR-shaped run of digits (DDMMYY-SSSS or ten digits) may hold a CPR number
 # and never leaves ingestion as text: not in output, and not in error messages either (the
 # CSV parser quotes the offending row, and messages end up in terminals and logs).
-CPR_RUN = r"\d{6}-?\d{4}"
+CPR_RUN = CPR_SHAPE
 
 
 def accepted_names() -> str:
@@ -110,7 +111,7 @@ def check_header(extract: Extract) -> None:
     if extract.fmt == "csv":
         check_columns(path, _read_header(path, extract.source), extract.source)
     else:
-        check_columns(path, list(_parquet_schema(path).names), extract.source)
+        _check_parquet_schema(path, extract.source)
 
 
 def read_text(extract: Extract) -> pa.Table:
@@ -155,10 +156,25 @@ def check_columns(path: Path, found: list[str], source: Source) -> None:
     if extra:
         parts.append(f"unexpected column(s) {', '.join(extra)}")
     hint = ""
-    if len(found) == 1 and ";" in found[0]:
-        hint = " (the header looks ';'-separated: write the CSV with ',' as the delimiter)"
+    separator = _other_separator(found)
+    if separator:
+        hint = (f" (the header looks {separator}-separated: write the CSV with ',' as the "
+                "delimiter)")
     raise InputError(f"{path}: {' and '.join(parts)}{hint}; the {source.name} contract "
                      f"expects exactly: {', '.join(expected)}")
+
+
+# Delimiters other CSV exports use, as an error message names them.
+_OTHER_SEPARATORS = {";": "';'", "\t": "tab", "|": "'|'"}
+
+
+def _other_separator(found: list[str]) -> str | None:
+    """How a one-column header is separated, when it splits on another common delimiter."""
+    if len(found) != 1:
+        return None
+    counts = {name: found[0].count(sep) for sep, name in _OTHER_SEPARATORS.items()}
+    best = max(counts, key=lambda name: counts[name])
+    return best if counts[best] else None
 
 
 def _read_header(path: Path, source: Source) -> list[str]:
@@ -246,8 +262,20 @@ def _ragged(path: Path, names: list[str]) -> InputError:
                       f"({len(names)}): fix them, or quote values that contain commas")
 
 
+def _check_parquet_schema(path: Path, source: Source) -> None:
+    """Refuse a Parquet schema with other columns than the contract, or a numeric CPR."""
+    schema = _parquet_schema(path)
+    check_columns(path, list(schema.names), source)
+    cpr = schema.field("cpr").type
+    if pa.types.is_integer(cpr) or pa.types.is_floating(cpr) or pa.types.is_decimal(cpr):
+        # A CPR number of a person born on the 1st-9th comes back with nine digits, and
+        # which rows lost a zero cannot be told for sure: refuse the file.
+        raise InputError(f"{path}: cpr is stored as a number ({cpr}), so leading zeros are "
+                         "lost: store it as text (DDMMYY-SSSS)")
+
+
 def _read_parquet(path: Path, source: Source) -> pa.Table:
-    check_columns(path, list(_parquet_schema(path).names), source)
+    _check_parquet_schema(path, source)
     try:
         table = pq.read_table(path, columns=source.columns)
     except (pa.ArrowException, OSError) as exc:

@@ -24,8 +24,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandera.api.pandas.components import Column
 
-from overblik.features._contracts import SOURCES, Source
-from overblik.features._pseudonym import PseudonymKey, pseudonymise, pseudonymise_one
+from overblik.features._contracts import NOT_BEFORE, SOURCES, Source
+from overblik.features._pseudonym import (
+    CPR_SHAPE,
+    PseudonymKey,
+    pseudonymise,
+    pseudonymise_identifier,
+    pseudonymise_one,
+)
 from overblik.features._readers import CPR_RUN
 
 # The kinds of reason, in the fixed order that decides a row's first reason. The code of a
@@ -40,6 +46,8 @@ REASON_KINDS: dict[str, str] = {
     "future_date": "the date is after the ingest's reference date (today)",
     "unknown_cpr": "the event's CPR number is not in the accepted population register",
     "before_birth": "the date is before the person's birth date",
+    "before_move_in": "the date is before the person's move-in date (a register move-out or "
+    "death)",
     "duplicate": "an exact copy of an earlier row in the same file (in the register: a later "
     "row for a CPR number that already has one)",
 }
@@ -51,7 +59,6 @@ _DATE_RE = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?$"
 _NUMBER_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 # Years a nanosecond timestamp can hold (1677-09-21 .. 2262-04-11), with a margin.
 _MIN_YEAR, _MAX_YEAR = 1678, 2261
-_CPR_SHAPE = r"^\d{6}-?\d{4}$"
 
 
 def value_kind(column: Column) -> ValueKind:
@@ -101,6 +108,8 @@ def _applies(kind: str, name: str, col: Column) -> bool:
         return vkind == "datetime"
     if kind == "before_birth":
         return vkind == "datetime" and name != "birth_date"
+    if kind == "before_move_in":
+        return (col.metadata or {}).get(NOT_BEFORE) == "move_in_date"
     raise AssertionError(kind)
 
 
@@ -251,7 +260,7 @@ def parse_cprs(enc: Encoded, column: Column, key: PseudonymKey,
     raw = pd.Series(pd.arrays.ArrowStringArray(text))
     ten = raw.str.fullmatch(r"\d{10}").fillna(False)
     normalised = raw.where(~ten, raw.str.slice(0, 6) + "-" + raw.str.slice(6))
-    shaped = normalised.str.fullmatch(_CPR_SHAPE).fillna(False).to_numpy(bool)
+    shaped = normalised.str.fullmatch(CPR_SHAPE).fillna(False).to_numpy(bool)
     valid = shaped & passes_checks(column, normalised.fillna(""))
     valid &= ~np.isnat(cpr_birth_dates(normalised.where(shaped, "000000-0000")))
     position = np.full(len(raw), -1, dtype=np.int64)
@@ -287,21 +296,44 @@ def cpr_birth_dates(cprs: pd.Series) -> np.ndarray:
     ).to_numpy(dtype="datetime64[ns]")
 
 
-def scrub_text(uniques: pa.Array, key: PseudonymKey) -> tuple[pa.Array, np.ndarray]:
-    """Replace every value holding a CPR-shaped run of digits by its keyed pseudonym.
+# A word of letters beside a space: how a name ("Jens Hansen") or an address ("Nørregade 12")
+# reads, and no code, number or date does (dates with a time have no letters).
+_FREE_TEXT = r"\p{L}{2,}\s+\S|\S\s+\p{L}{2,}"
+FREE_TEXT_MARK = "<free text removed>"
 
-    Returns the scrubbed values and a mask of those replaced. A register value that *is* a
-    CPR number (e.g. a household id taken from a member's CPR) becomes that member's
-    ``person_id``, so the link survives while the number does not.
+
+def _matches(values: pa.Array, pattern: str) -> np.ndarray:
+    return pc.fill_null(pc.match_substring_regex(values, pattern), False).to_numpy(
+        zero_copy_only=False)
+
+
+def scrub_text(uniques: pa.Array, key: PseudonymKey, *,
+               identifier: bool = False) -> tuple[pa.Array, np.ndarray]:
+    """The text ingest may write for the distinct values of a column.
+
+    An identifier column (:attr:`Source.identifiers`) is written as keyed pseudonyms only
+    (blanks stay blank). In any other column a value holding a CPR-shaped run of digits
+    becomes its keyed pseudonym, and a value that reads as free text (a name or an address
+    in the wrong field; code lists never hold one, so only quarantined values can) becomes
+    :data:`FREE_TEXT_MARK`. Returns the values and a mask of those holding a CPR-shaped run;
+    a value that *is* a CPR number (e.g. a household id taken from a member's CPR) becomes
+    that member's ``person_id``, so the link survives while the number does not.
     """
-    hits = pc.fill_null(pc.match_substring_regex(uniques, CPR_RUN), False)
-    mask = hits.to_numpy(zero_copy_only=False)
-    if not mask.any():
-        return uniques, mask
+    hits = _matches(uniques, CPR_RUN)
+    if identifier:
+        hashed = _matches(uniques, r"\S")  # every value but blanks
+        free = np.zeros(len(hits), dtype=bool)
+    else:
+        hashed = hits
+        free = _matches(uniques, _FREE_TEXT) & ~hits
+    if not (hashed.any() or free.any()):
+        return uniques, hits
     values = uniques.to_numpy(zero_copy_only=False).copy()
-    for i in np.flatnonzero(mask):  # per distinct CPR-shaped value, not per row
-        values[i] = pseudonymise_one(str(values[i]), key)
-    return pa.array(values, pa.string()), mask
+    values[free] = FREE_TEXT_MARK
+    hash_one = pseudonymise_identifier if identifier else pseudonymise_one
+    for i in np.flatnonzero(hashed):  # per distinct value, not per row
+        values[i] = hash_one(str(values[i]), key)
+    return pa.array(values, pa.string()), hits
 
 
 @dataclass(frozen=True)
@@ -402,6 +434,12 @@ def validate(columns: dict[str, Encoded], source: Source, key: PseudonymKey, tod
             continue
         before = p.datetimes[columns[name].codes] < birth_rows  # NaT compares False
         bits[before] |= bit[f"before_birth:{name}"]
+    for name, col in schema.columns.items():
+        if f"before_move_in:{name}" in bit:
+            ref = col.metadata[NOT_BEFORE]
+            # Whole days: moving out (or dying) on the day one moved in is possible.
+            earlier = _days(parsed[name], columns[name]) < _days(parsed[ref], columns[ref])
+            bits[earlier] |= bit[f"before_move_in:{name}"]
     return Validated(source, rows, codes, bits, columns, parsed, cpr)
 
 
@@ -439,6 +477,52 @@ def register_of(v: Validated) -> Register:
     ids = v.cpr.person_id.to_numpy(zero_copy_only=False)
     return Register(pd.Index(normalised[codes], dtype="string[pyarrow]"), ids[codes],
                     _days(v.parsed["birth_date"], v.columns["birth_date"])[rows])
+
+
+def fix_hint(v: Validated, code: str, today: date) -> str:
+    """What to change in the extract so that its rows stop getting reason ``code``."""
+    kind, _, column = code.partition(":")
+    if kind == "bad_type":
+        return _type_hint(v, column)
+    return {
+        "missing": f"fill in {column}, which the contract requires",
+        "invalid_cpr": "write cpr as DDMMYY-SSSS with a real birth date, as text (a number "
+                       "loses leading zeros)",
+        "bad_code": f"use the values the {v.source.name} contract allows for {column} "
+                    "(`overblik contracts` lists them)",
+        "future_date": f"{column} is after the reference date {today.isoformat()}: check the "
+                       "reference date (--today) and the dates",
+        "unknown_cpr": "the persons are not in the accepted population register: fix the "
+                       "register's quarantined rows, or check that the extract is from the "
+                       "same municipality",
+        "before_birth": f"check {column} against the person's birth_date",
+        "before_move_in": f"check {column} against move_in_date",
+        "duplicate": "remove the repeated rows",
+    }[kind]
+
+
+def _type_hint(v: Validated, column: str) -> str:
+    p = v.parsed[column]
+    if p.kind == "datetime":
+        bad = _trimmed(v.columns[column].uniques).filter(pa.array(p.bad_type[:-1]))
+        numbers = _matches(bad, _NUMBER_RE)
+        if 2 * np.count_nonzero(numbers) > len(numbers):  # e.g. epoch seconds or 19900101
+            return f"store {column} as a date (YYYY-MM-DD), not a number"
+        return f"write {column} as a date YYYY-MM-DD, optionally with a time HH:MM[:SS]"
+    if p.kind == "float":
+        return f"write {column} as a number with '.' as the decimal point (e.g. 12.5)"
+    return f"write {column} as true/false or 1/0"
+
+
+def lost_leading_zero_rows(v: Validated) -> int:
+    """Rows whose CPR is a 9-digit number: a CPR number that lost its leading zero.
+
+    A CPR number starting with a day 01-09 that went through a number (a spreadsheet, an
+    integer column) comes back with nine digits; no valid CPR number has nine.
+    """
+    shaped = _with_null_slot(_matches(_trimmed(v.columns["cpr"].uniques), r"^\d{9}(?:\.0)?$"),
+                             False)
+    return int(np.count_nonzero(shaped[v.columns["cpr"].codes]))
 
 
 def reason_texts(v: Validated, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

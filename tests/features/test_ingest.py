@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from overblik.features._validation import (
 from tests.features.raw_factory import CPR_SHAPED, TODAY, RawSet, cpr_for, make_raw
 
 CPR_RE = re.compile(CPR_SHAPED)
+Spoiler = Callable[[Path], str]  # spoils a raw folder, returns the culprit file's name
 
 
 def run(raw_set: RawSet, tmp: Path, key: PseudonymKey, fmt: str = "csv",
@@ -117,13 +119,13 @@ def test_absent_event_sources_are_listed_and_not_written(tmp_path, key):
         "health.parquet", "population.parquet"]
 
 
-def test_header_only_files_give_empty_typed_outputs(tmp_path, key):
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for name in ("population", "economy"):
-        (raw / f"{name}.csv").write_text(",".join(SOURCE_BY_NAME[name].columns) + "\n")
+def test_header_only_event_file_gives_empty_typed_output_and_a_warning(tmp_path, key):
+    raw = make_raw(persons=6, events=4, sources=("digital",)).write(tmp_path / "raw")
+    (raw / "economy.csv").write_text(",".join(SOURCE_BY_NAME["economy"].columns) + "\n")
     report = ingest(raw, tmp_path / "out", key, today=TODAY)
-    assert report.totals.rows_in == 0
+    assert report.sources["economy"].rows_in == 0
+    assert report.errors == []
+    assert report.warnings == ["economy.csv holds no rows (only a header)"]
     eco = accepted(tmp_path, "economy")
     assert len(eco) == 0
     assert str(eco["event_time"].dtype) == "datetime64[ns]"
@@ -273,6 +275,25 @@ def test_event_on_the_birth_day_is_not_before_birth(tmp_path, key):
     report = run(raw_set, tmp_path, key)
     assert report.sources["health"].reasons == {"before_birth:event_time": 1}
     assert quarantine(tmp_path, "health")["source_row"].tolist() == [2]
+
+
+def test_register_move_out_or_death_before_move_in_is_quarantined(tmp_path, raw_set, key):
+    rows = [no_event_person(raw_set) - i for i in range(4)]
+    dates = [("2009-12-31", ""), ("", "2009-06-01"), ("2010-01-01", ""), ("", "2010-01-01")]
+    for row, (move_out, death) in zip(rows, dates, strict=True):
+        raw_set.set("population", row, "birth_date", "1980-05-05")
+        raw_set.set("population", row, "move_in_date", "2010-01-01")
+        raw_set.set("population", row, "move_out_date", move_out)
+        raw_set.set("population", row, "death_date", death)
+    report = run(raw_set, tmp_path, key)
+
+    assert report.sources["population"].reasons == {"before_move_in:move_out_date": 1,
+                                                    "before_move_in:death_date": 1}
+    q = quarantine(tmp_path, "population").set_index("source_row")
+    assert q.loc[rows[0] + 1, "reasons"] == "before_move_in:move_out_date"
+    assert q.loc[rows[1] + 1, "reasons"] == "before_move_in:death_date"
+    # leaving (or dying) on the day one moved in is possible
+    assert {rows[2] + 1, rows[3] + 1} <= set(accepted(tmp_path, "population")["source_row"])
 
 
 def test_exact_duplicate_event_keeps_the_first(tmp_path, raw_set, key):
@@ -537,6 +558,25 @@ def _semicolons(raw: Path) -> str:
     return "population.csv"
 
 
+def _separated_by(separator: str) -> Spoiler:
+    def spoil(raw: Path) -> str:
+        frame = pd.read_csv(raw / "health.csv", dtype=str, keep_default_na=False)
+        frame.to_csv(raw / "health.csv", index=False, sep=separator)
+        return "health.csv"
+    return spoil
+
+
+def _numeric_cpr(kind: str) -> Spoiler:
+    """The register as Parquet with the CPR number stored as an int64 or float64."""
+    def spoil(raw: Path) -> str:
+        frame = pd.read_csv(raw / "population.csv", dtype=str, keep_default_na=False)
+        frame["cpr"] = frame["cpr"].str.replace("-", "").astype(kind)
+        (raw / "population.csv").unlink()
+        frame.to_parquet(raw / "population.parquet", index=False)
+        return "population.parquet"
+    return spoil
+
+
 def _no_header(raw: Path) -> str:
     (raw / "economy.csv").write_text("\n\n")
     return "economy.csv"
@@ -567,6 +607,11 @@ MALFORMED = {
     "two files for a source": (_two_files, "two files"),
     "no register": (_no_register, "population.csv or population.parquet"),
     "semicolon CSV": (_semicolons, "';'-separated"),
+    "tab-separated CSV": (_separated_by("\t"), "looks tab-separated"),
+    "pipe-separated CSV": (_separated_by("|"), "looks '|'-separated"),
+    "int64 CPR in Parquet": (_numeric_cpr("int64"), "cpr is stored as a number (int64), so "
+                             "leading zeros are lost: store it as text"),
+    "float CPR in Parquet": (_numeric_cpr("float64"), "cpr is stored as a number"),
     "no header": (_no_header, "no header"),
 }
 
