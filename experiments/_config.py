@@ -215,10 +215,20 @@ class ExperimentConfig(_Section):
     models: ModelsConfig
     validation: ValidationConfig = ValidationConfig()
     capacity_k: int = Field(gt=0, description="how many citizens the municipality can act on")
-    sensitive_attributes: tuple[SensitiveName, ...] = ("sex", "age_band", "origin", "district")
-    seed: int = 0
+    sensitive_attributes: tuple[SensitiveName, ...] = Field(
+        default=("sex", "age_band", "origin", "district"), min_length=1)
+    seed: int = Field(default=0, ge=0)
     fairness: FairnessConfig = FairnessConfig()
     effects: EffectsConfig | None = None
+
+    @model_validator(mode="after")
+    def _audited_once(self) -> ExperimentConfig:
+        repeated = sorted({a for a in self.sensitive_attributes
+                           if self.sensitive_attributes.count(a) > 1})
+        if repeated:
+            raise ValueError(f"sensitive_attributes names {', '.join(repeated)} more than once: "
+                             "list each attribute once")
+        return self
 
     def config_hash(self) -> str:
         """A stable hash of the validated config (it tags every run)."""
@@ -290,9 +300,37 @@ def parse_experiment(raw: object, source: str) -> ExperimentConfig:
             f"{config.models.heuristic.column!r} is not a feature of this experiment; "
             f"choose one of the feature names (e.g. {sorted(names)[:3]})"
         )
+    _check_outcome(config, source)
+    _check_splits(config, source)
     _check_fairness(config, source)
     _check_effects(config, source)
     return config
+
+
+def _check_outcome(config: ExperimentConfig, source: str) -> None:
+    """Each outcome is defined on one cohort (a placement of an adult on benefit is never
+    recorded: every label would be 0)."""
+    from overblik.features._cohorts import COHORT_OUTCOME
+
+    expected = COHORT_OUTCOME[config.cohort]
+    if config.label.outcome != expected:
+        raise InputError(
+            f"{source}: section 'label', key 'label.outcome': {config.label.outcome!r} is not "
+            f"an outcome of the cohort {config.cohort!r}; its outcome is {expected!r} (or "
+            f"choose the cohort of {config.label.outcome!r})")
+
+
+def _check_splits(config: ExperimentConfig, source: str) -> None:
+    """The as-of grid must allow a temporal split: training dates a horizon before a test."""
+    from overblik.models._splits import TemporalSplitter
+
+    splitter = TemporalSplitter(horizon_days=config.label.horizon_days,
+                                min_train_dates=config.validation.min_train_dates,
+                                n_splits=config.validation.n_splits)
+    try:
+        splitter.split(config.as_of.dates())
+    except ValueError as exc:
+        raise InputError(f"{source}: sections 'as_of' and 'validation': {exc}") from None
 
 
 def _check_effects(config: ExperimentConfig, source: str) -> None:

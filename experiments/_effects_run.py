@@ -37,6 +37,7 @@ from overblik.experiments._config import ExperimentConfig
 from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
 from overblik.fairness._places import PlacesReport, places_by_group
 from overblik.features._effects_data import CONTROL, EffectsDataset, build_effects_dataset
+from overblik.features._errors import InputError
 from overblik.features._feature_spec import parse_feature_spec
 from overblik.features._tables import EventTables
 from overblik.models import (
@@ -141,15 +142,18 @@ def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSp
     for p in programmes:
         n_treated = int(((data.programme == p) & train).sum())
         if n_treated < 2 * MIN_ARM_ROWS:
-            raise ValueError(f"programme {p!r} has {n_treated} training rows that got it; "
-                             "too few to estimate its effect: train on more as-of dates or "
-                             "remove it from the effects section")
+            raise InputError(f"section 'effects', key 'effects.programmes.{p}': {n_treated} "
+                             "training rows got the programme; too few to estimate its effect: "
+                             "train on more as-of dates or remove it from the effects section")
     step(f"effects: fitting {', '.join(programmes)}", 1, total)
     effects = MultiProgrammeEffects(
         learner=DRLearner(n_bootstrap=section.n_bootstrap, trim=section.trim,
                           risk_stage=section.risk_stage, random_state=config.seed),
         programmes=programmes, control=CONTROL)
-    effects.fit(X[train], data.programme[train], data.y[train], groups=person[train])
+    try:
+        effects.fit(X[train], data.programme[train], data.y[train], groups=person[train])
+    except ValueError as exc:  # the learners' own checks, e.g. too few rows left by trimming
+        raise InputError(f"section 'effects': {exc}") from None
     model = EffectsModel(
         effects=effects, programmes=tuple(programmes),
         costs=tuple(section.programmes[p].cost for p in programmes),

@@ -34,6 +34,7 @@ from overblik.experiments._fairness_run import (
 )
 from overblik.experiments._risk_pyfunc import RiskPyfunc
 from overblik.experiments._tracking import experiment_id, registered_model_name, use_tracking
+from overblik.experiments._trainable import check_trainable, last_recorded_event
 from overblik.fairness._places import PlacesReport
 from overblik.features._cohorts import cohort, label
 from overblik.features._feature_spec import FeatureDef, parse_feature_spec
@@ -191,7 +192,8 @@ def _log_model(config: ExperimentConfig, estimator: BaseEstimator, data: Dataset
 
 
 def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = None,
-          config_text: str | None = None, progress: ProgressFn | None = None) -> TrainResult:
+          config_text: str | None = None, progress: ProgressFn | None = None,
+          source: str | None = None) -> TrainResult:
     """Train, validate over time, and track an experiment in MLflow.
 
     Parameters
@@ -206,6 +208,14 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
         The experiment file as written (logged next to the resolved config).
     progress
         ``progress(description, done, total)`` callback.
+    source
+        The experiment file, named in errors (default: the experiment's name).
+
+    Raises
+    ------
+    InputError
+        When the experiment does not fit the data (:func:`check_trainable`), before the
+        MLflow run starts.
     """
     step = progress or (lambda *_: None)
     uri = use_tracking(tracking_uri)
@@ -219,6 +229,8 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
     fingerprint = tables.fingerprint()
     step("cohort, labels and profiles", 1, total)
     data = build_dataset(config, tables)
+    check_trainable(config, source or config.name, as_of=data.rows["as_of"], y=data.y,
+                    splits=splits, last_event=last_recorded_event(tables))
     step("temporal validation", 2, total)
     results: list[SplitResult] = []
     demo = _is_demo(clean)

@@ -70,6 +70,15 @@ def test_hash_is_stable_and_changes_with_content() -> None:
         (lambda r: r["effects"].__setitem__("risk_stage", "sometimes"),
          ["effects", "risk_stage"]),
         (lambda r: r["effects"].__setitem__("programmes", {}), ["effects", "programmes"]),
+        (lambda r: r["label"].__setitem__("outcome", "long_term_benefit"),
+         ["label", "label.outcome", "child_placement"]),
+        (lambda r: r["validation"].__setitem__("min_train_dates", 50),
+         ["as_of", "validation", "split"]),
+        (lambda r: r["as_of"].__setitem__("end", r["as_of"]["start"]), ["as_of", "split"]),
+        (lambda r: r.__setitem__("seed", -1), ["seed", "greater than or equal to 0"]),
+        (lambda r: r.__setitem__("sensitive_attributes", []), ["sensitive_attributes"]),
+        (lambda r: r.__setitem__("sensitive_attributes", ["sex", "sex", "origin"]),
+         ["sensitive_attributes", "sex", "more than once"]),
     ],
 )
 def test_broken_experiment_names_section_and_key(edit, expected: list[str]) -> None:
