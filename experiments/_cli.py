@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 @app.command()
 def generate(
-    citizens: Annotated[int, typer.Option(min=10, help="Number of citizens.")] = 10_000,
+    citizens: Annotated[int, typer.Option(min=50, help="Number of citizens.")] = 10_000,
     years: Annotated[int, typer.Option(min=4, max=30, help="Years of history to simulate.")] = 5,
     seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same data).")] = 1,
     out: Annotated[Path, typer.Option(help="Output folder (raw/, truth/, manifest.json).")] = Path(
@@ -55,9 +55,9 @@ def generate(
     """
     from overblik.features import SyntheticConfig, generate_municipality
 
-    config = SyntheticConfig(citizens=citizens, years=years, seed=seed, label_bias=label_bias,
-                             fmt=fmt)
     try:
+        config = SyntheticConfig(citizens=citizens, years=years, seed=seed,
+                                 label_bias=label_bias, fmt=fmt)
         with progress_bar("generate") as progress:
             manifest = generate_municipality(config, out, progress=progress)
     except ValueError as exc:

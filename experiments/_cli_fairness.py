@@ -165,7 +165,7 @@ def review(
                              "board's reason")
         if override_fairness and not approve:
             raise InputError("--override-fairness only goes with --approve")
-        use_tracking(tracking_uri)
+        use_tracking(tracking_uri, must_exist=True)
         entry = run_review(model, version, decision="approved" if approve else "rejected",
                            by=by, reason=reason, override_fairness=override_fairness)
     except InputError as exc:
@@ -199,7 +199,7 @@ def promote(
     from overblik.experiments._tracking import use_tracking
 
     try:
-        use_tracking(tracking_uri)
+        use_tracking(tracking_uri, must_exist=True)
         done = run_promote(model, version)
     except InputError as exc:
         fail(str(exc))

@@ -274,7 +274,7 @@ def keys_list(store: StoreOption = None) -> None:
     from overblik.serving import KeyStore, open_database
 
     try:
-        keys = KeyStore(open_database(_store(store))).list()
+        keys = KeyStore(open_database(_store(store)).require_existing()).list()
     except InputError as exc:
         fail(str(exc))
         return
@@ -295,7 +295,7 @@ def keys_revoke(
     from overblik.serving import KeyStore, open_database
 
     try:
-        record = KeyStore(open_database(_store(store))).revoke(key_id)
+        record = KeyStore(open_database(_store(store)).require_existing()).revoke(key_id)
     except InputError as exc:
         fail(str(exc))
         return
@@ -314,7 +314,7 @@ def auditlog_verify(store: StoreOption = None) -> None:
     from overblik.serving import AuditLog, open_database
 
     try:
-        result = AuditLog(open_database(_store(store))).verify()
+        result = AuditLog(open_database(_store(store)).require_existing()).verify()
     except InputError as exc:
         fail(str(exc))
         return

@@ -7,6 +7,10 @@ import os
 from pathlib import Path
 
 import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from overblik.features._errors import InputError
 
 DATA_ENV = "OVERBLIK_DATA"
 
@@ -25,9 +29,27 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
-def use_tracking(uri: str | None) -> str:
-    """Point MLflow at ``uri`` (or the default) and return it."""
+def use_tracking(uri: str | None, *, must_exist: bool = False) -> str:
+    """Point MLflow at ``uri`` (or the default) and return it.
+
+    Raises
+    ------
+    InputError
+        When MLflow does not know the URI's scheme, or, with ``must_exist`` (commands that
+        only read the registry), when a SQLite URI names a file that does not exist: MLflow
+        would create an empty database there, so a typo would read as "no such model".
+    """
     resolved = uri or default_tracking_uri()
+    if must_exist and resolved.startswith("sqlite:///"):
+        path = Path(resolved.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise InputError(f"--tracking-uri {resolved}: no such file {path}; give the "
+                             "tracking URI training used, or run `overblik train` first")
+    try:
+        MlflowClient(tracking_uri=resolved, registry_uri=resolved)  # checks the scheme
+    except MlflowException as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"--tracking-uri {resolved}: {first}") from None
     mlflow.set_tracking_uri(resolved)
     mlflow.set_registry_uri(resolved)
     return resolved

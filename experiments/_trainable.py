@@ -29,9 +29,8 @@ CENSORING_TOLERANCE_DAYS = 7
 
 def last_recorded_event(tables: EventTables) -> pd.Timestamp | None:
     """The latest event time in any silo (where the data ends), or None without events."""
-    latest = [frame["event_time"].max() for frame in tables.events.values() if len(frame)]
-    latest = [t for t in latest if pd.notna(t)]
-    return pd.Timestamp(max(latest)).tz_localize(None) if latest else None
+    span = tables.event_span()
+    return None if span is None else span[1]
 
 
 def _day(t: pd.Timestamp) -> str:

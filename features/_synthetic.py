@@ -23,6 +23,7 @@ spawned into fixed per-purpose streams: the same config gives the same data.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -148,8 +149,9 @@ class SyntheticConfig:
                 f"start={self.start} + years={self.years} ends on {end}, after today "
                 f"({today}): the window must lie in the past; use an earlier start "
                 f"(e.g. start={latest}) or fewer years")
-        if not self.label_bias > 0:
-            raise InputError(f"label_bias={self.label_bias}: must be > 0 (1.0 = no bias)")
+        if not (self.label_bias > 0 and math.isfinite(self.label_bias)):
+            raise InputError(f"label_bias={self.label_bias}: give a finite number > 0 (1.0 = no "
+                             "bias)")
         unknown = set(self.surveilled_group) - set(ORIGIN_CODES)
         if unknown:
             raise InputError(f"surveilled_group has unknown origin codes {sorted(unknown)}: "
@@ -259,6 +261,19 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _check_out(out: Path) -> None:
+    """Only an empty folder or an earlier run's output is written into: a typo must not
+    spill raw extracts with CPR numbers into, say, an ingested folder."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file: give a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise InputError(f"--out {out} holds other files (no manifest.json of an earlier "
+                         "`overblik generate`): give an empty or new folder")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"--out {out}: {parent} is a file, not a folder")
+
+
 def generate(config: SyntheticConfig, out: Path,
              progress: Callable[[str, int, int], None] | None = None) -> Manifest:
     """Simulate a municipality and write its raw extracts, truth and manifest under ``out``.
@@ -276,9 +291,15 @@ def generate(config: SyntheticConfig, out: Path,
     -------
     Manifest
         Also written to ``out/manifest.json``.
+
+    Raises
+    ------
+    InputError
+        When ``out`` is a file, or a folder holding anything but an earlier run's output.
     """
     began = time.perf_counter()
     out = Path(out)
+    _check_out(out)
     months = 12 * config.years
     msd = _month_starts(config.start, months)
     asof = _asof_months(config, msd)

@@ -132,6 +132,18 @@ class EventTables:
                     .reset_index(drop=True) for name, df in self.events.items()},
         )
 
+    def event_span(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The first and the last event time in any silo (where the data begins and ends),
+        or None without events."""
+        times = [(frame["event_time"].min(), frame["event_time"].max())
+                 for frame in self.events.values() if len(frame)]
+        times = [(lo, hi) for lo, hi in times if pd.notna(lo)]
+        if not times:
+            return None
+        first = min(lo for lo, _ in times)
+        last = max(hi for _, hi in times)
+        return pd.Timestamp(first).tz_localize(None), pd.Timestamp(last).tz_localize(None)
+
     def fingerprint(self) -> str:
         """A stable content hash of the data (for MLflow): independent of row order.
 

@@ -60,6 +60,20 @@ class Database:
     def __repr__(self) -> str:
         return f"Database({self.redacted_url!r})"
 
+    def require_existing(self) -> Database:
+        """This store, if it already exists (a SQLite file); commands that only read call it
+        so that a mistyped path is an error rather than a new, empty (and 'intact') store.
+
+        Raises
+        ------
+        InputError
+            When the SQLite file does not exist.
+        """
+        if self.path is not None and not self.path.is_file():
+            raise InputError(f"store {self.url}: no such file {self.path}; give the --store "
+                             "the service uses (its default is data/serving.db)")
+        return self
+
     @property
     def redacted_url(self) -> str:
         """The URL without a password (for messages and logs)."""

@@ -60,6 +60,27 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
 
 
+# A nightly batch runs on data up to the day before; a month past the last event is a
+# stale extract or a mistyped date.
+STALE_DAYS = 31
+
+
+def _check_covered(tables: EventTables, as_of: date) -> None:
+    """Profiles need history before ``as_of`` and data up to it: refuse dates outside."""
+    span = tables.event_span()
+    if span is None:
+        raise InputError("the ingested data holds no events: profiles would have no history")
+    first, last = span
+    day = pd.Timestamp(as_of)
+    if day <= first.normalize():
+        raise InputError(f"--as-of {as_of}: the data begins on {first.date()}, so every profile "
+                         "would show no history; give a date the data covers")
+    if (day - last.normalize()).days > STALE_DAYS:
+        raise InputError(f"--as-of {as_of}: the data ends on {last.date()}, more than "
+                         f"{STALE_DAYS} days before; the profiles would miss the most recent "
+                         "events: ingest newer extracts, or give an earlier date")
+
+
 def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path, *,
                         fmt: StoreFormat = "parquet",
                         progress: ProgressFn | None = None) -> ProfileStoreMeta:
@@ -91,6 +112,7 @@ def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path,
     ingest = json.loads(report.read_text(encoding="utf-8"))
     step("loading clean data", 0, 3)
     tables = EventTables.load(clean)
+    _check_covered(tables, as_of)
     spec = parse_feature_spec(model.config.features, section="features")
     step("cohort", 1, 3)
     rows = cohort(tables, [pd.Timestamp(as_of)], model.config.cohort)

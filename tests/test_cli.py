@@ -53,3 +53,35 @@ def test_summary_of_missing_folder_is_clear(tmp_path) -> None:
     assert result.exit_code == 2
     assert "ingest_report.json" in result.output
     assert "Traceback" not in result.output
+
+
+def test_generate_refuses_an_out_that_is_not_its_own(tmp_path: Path) -> None:
+    """A file, a folder under a file, or a folder holding other things (e.g. ingested data)."""
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "clean" / "population.parquet").write_text("x")
+    for out, words in ((tmp_path / "afile", "is a file"),
+                       (tmp_path / "afile" / "sub", "is a file, not a folder"),
+                       (tmp_path / "clean", "holds other files")):
+        result = runner.invoke(app, ["generate", "--citizens", "60", "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert words in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert sorted(p.name for p in (tmp_path / "clean").iterdir()) == ["population.parquet"]
+    for args in (["--citizens", "20"], ["--label-bias", "inf"]):
+        result = runner.invoke(app, ["generate", *args, "--out", str(tmp_path / "new")])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("command", ["review", "promote"])
+def test_registry_commands_refuse_a_bad_tracking_uri(command: str, tmp_path: Path) -> None:
+    """An unknown scheme is one line, and a missing SQLite file is not created."""
+    extra = ["--approve", "--by", "board", "--reason", "ok"] if command == "review" else []
+    missing = tmp_path / "nowhere" / "mlflow.db"
+    for uri, words in (("bogus://x", "bogus://x"), (f"sqlite:///{missing}", "no such file")):
+        result = runner.invoke(app, [command, "overblik-child-placement", "1", *extra,
+                                     "--tracking-uri", uri])
+        assert result.exit_code == 2, result.output
+        assert words in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not missing.parent.exists()

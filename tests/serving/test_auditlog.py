@@ -134,6 +134,14 @@ def test_cli_verify_bad_url_exits_2(tmp_path: Path) -> None:
     assert "sqlite:///" in result.output
 
 
+def test_cli_verify_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    """A mistyped path must not become a new, empty and 'intact' audit log."""
+    missing = tmp_path / "typo_serving.db"
+    result = runner.invoke(app, ["auditlog", "verify", "--url", f"sqlite:///{missing}"])
+    assert result.exit_code == 2, result.output
+    assert "no such file" in result.output and not missing.exists()
+
+
 def _each(log: AuditLog, fn: Callable[[int], AuditEntry], n: int) -> None:
     for i in range(n):
         log.append(fn(i))

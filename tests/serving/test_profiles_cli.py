@@ -55,6 +55,14 @@ def test_profiles_cli_bad_input_exits_2(served: Served, tmp_path: Path) -> None:
                                   "--model", served.model_name, "--tracking-uri",
                                   served.tracking_uri, "--out", str(tmp_path / "x.parquet")])
     assert no_data.exit_code == 2 and "overblik ingest" in " ".join(no_data.output.split())
+    for day, words in (("2099-01-01", "the data ends on"), ("1990-01-01", "the data begins on")):
+        outside = runner.invoke(app, ["profiles", "--as-of", day, "--clean",
+                                      str(served.root / "clean"), "--model", served.model_name,
+                                      "--tracking-uri", served.tracking_uri, "--out",
+                                      str(tmp_path / "outside.parquet")])
+        assert outside.exit_code == 2, outside.output
+        assert words in " ".join(outside.output.split())
+        assert not (tmp_path / "outside.parquet").exists()
 
 
 def test_example_request(served: Served, tmp_path: Path) -> None:
