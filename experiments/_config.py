@@ -386,6 +386,28 @@ def _check_fairness(config: ExperimentConfig, source: str) -> None:
             "one of those, or null for no mitigation comparison")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (the
+    safe loader keeps the last silently, so a copied line overrides without a word)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode,
+                    deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice (lines {seen[key]} and {line}): keep "
+                "one", key_node.start_mark)
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_experiment(path: Path) -> ExperimentConfig:
     """Read and validate an experiment file."""
     path = Path(path)
@@ -394,7 +416,7 @@ def load_experiment(path: Path) -> ExperimentConfig:
         raise InputError(f"experiment file {path} does not exist; shipped experiments: "
                          f"{', '.join(shipped)} (in {experiments_dir()})")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError:
         raise InputError(f"{path}: not UTF-8 text; save the experiment file as UTF-8") from None
     except yaml.YAMLError as exc:

@@ -16,6 +16,7 @@ in int64 nanoseconds, sorted by time. Treat an ``EventTables`` as immutable: bui
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,18 @@ NEVER = np.iinfo(np.int64).max  # "no such date": after every as-of date
 POPULATION_COLUMNS = ("person_id", "birth_date", "sex", "district", "household_id", "origin",
                       "disability", "move_in_date", "move_out_date", "death_date")
 EVENT_COLUMNS = ("person_id", "event_time", "event_type")
+
+
+def _refuse_failed_ingest(clean: Path) -> None:
+    """A folder whose ingest failed (a source with no accepted row) is kept so that nothing
+    is lost, but it is not data to learn from or score with."""
+    report = clean / "ingest_report.json"
+    if not report.is_file():
+        return  # written by hand or by a test: nothing says it failed
+    errors = json.loads(report.read_text(encoding="utf-8")).get("errors") or []
+    if errors:
+        raise InputError(f"{clean}: the ingest of this folder failed ({errors[0]}): fix the "
+                         "extracts and run `overblik ingest` again")
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,7 @@ class EventTables:
         if not register.is_file():
             raise InputError(f"{clean} has no population.parquet: point to the output folder "
                              "of `overblik ingest`")
+        _refuse_failed_ingest(clean)
         pop_table = pq.read_table(register, columns=list(POPULATION_COLUMNS))
         wanted: pa.Array | None = None
         if persons is not None:

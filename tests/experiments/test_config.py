@@ -118,6 +118,15 @@ def test_cli_exits_2_on_invalid_yaml(tmp_path: Path) -> None:
     assert "line" in result.output
 
 
+def test_a_key_given_twice_is_an_error(tmp_path: Path) -> None:
+    """The safe loader would keep the last one silently."""
+    text = (experiments_dir() / "child_placement.yaml").read_text()
+    bad = tmp_path / "twice.yaml"
+    bad.write_text(text + "capacity_k: 5\n")
+    with pytest.raises(InputError, match=r"key 'capacity_k' appears twice \(lines \d+ and"):
+        load_experiment(bad)
+
+
 def test_unknown_experiment_lists_shipped_ones() -> None:
     result = CliRunner().invoke(app, ["train", "no_such_experiment"])
     assert result.exit_code == 2

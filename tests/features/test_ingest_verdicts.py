@@ -20,6 +20,7 @@ from overblik.features._contracts import SOURCE_BY_NAME, SOURCES
 from overblik.features._errors import InputError
 from overblik.features._ingest import REPORT_NAME, ingest
 from overblik.features._pseudonym import PseudonymKey, pseudonymise_identifier
+from overblik.features._tables import EventTables
 from tests.features.raw_factory import TODAY, RawSet
 from tests.features.test_ingest import accepted, no_event_person, quarantine, run
 
@@ -168,6 +169,8 @@ def test_wholly_rejected_source_fails_the_run_but_loses_nothing(tmp_path, raw_se
         assert s["rows_in"] == s["accepted"] + s["quarantined"]
         assert len(quarantine(tmp_path, name)) == s["quarantined"]
         assert len(accepted(tmp_path, name)) == s["accepted"]
+    with pytest.raises(InputError, match="the ingest of this folder failed"):
+        EventTables.load(out)  # kept so nothing is lost, but not data to train or score on
 
 
 def test_most_rows_quarantined_is_a_warning_not_an_error(tmp_path, raw_set, key):
