@@ -78,7 +78,7 @@ def test_training_logs_the_fairness_artifacts_and_tags(trained: tuple[TrainResul
     assert version.tags[FAIRNESS_PASSED] == tag
     assert run.data.metrics["fairness_passed"] == (1.0 if tag == "true" else 0.0)
     assert result.fairness_passed is (tag == "true")
-    # Children are all in one age band: no proxy AUC to log (NaN is left out).
+    # Children are all in one age band: the experiment does not audit it.
     assert "fairness_proxy_auc_age_band" not in run.data.metrics
     assert 0.4 < run.data.metrics["fairness_proxy_auc_origin"] <= 1.0
     assert run.data.metrics["fairness_proxy_max_auc"] >= run.data.metrics[
@@ -93,7 +93,8 @@ def test_training_logs_the_fairness_artifacts_and_tags(trained: tuple[TrainResul
     largest = max((abs(c.difference.value) for c in verdict.checks
                    if c.metric == "selection_rate"), default=0.0)
     assert run.data.metrics["fairness_max_selection_rate_difference"] == pytest.approx(largest)
-    assert (tag == "false") == bool(failures or verdict.failures)
+    assert run.data.metrics["fairness_unchecked"] == len(verdict.unchecked)
+    assert (tag == "false") == bool(failures or verdict.failures or verdict.unchecked)
 
 
 def test_audit_is_on_the_last_test_date_top_capacity(trained: tuple[TrainResult, str]
@@ -111,7 +112,8 @@ def test_audit_is_on_the_last_test_date_top_capacity(trained: tuple[TrainResult,
     refs = {d["reference"] for d in doc["disparities"] if d["attribute"] == "origin"}
     assert refs == {"danish"}
     proxies = pd.read_csv(_artifact(result.run_id, "fairness/proxies.csv"))
-    assert set(proxies["attribute"]) == {"sex", "age_band", "origin", "district"}
+    assert set(proxies["attribute"]) == set(config.sensitive_attributes)
+    assert set(config.sensitive_attributes) == {"sex", "origin", "district"}
     mitigation = pd.read_csv(_artifact(result.run_id, "fairness/mitigation.csv"))
     criteria = config.fairness.mitigation.criteria
     methods = config.fairness.mitigation.methods

@@ -19,8 +19,10 @@ from tests.serving._setup import Served, bearer, free_port, stop, subprocess_env
 
 CASEWORKER = "caseworker-system"
 # A CPR number as free text finds it: DDMMYY-SSSS or ten digits as a word of its own, not
-# inside a hex digest and not the tail of a decimal fraction (0.1234567890 is a probability).
-CPR_SHAPED = re.compile(r"(?<![.\w])\d{6}[-\s]?\d{4}(?!\w)")
+# inside a hex digest and not the tail of a decimal fraction (0.1234567890 is a probability),
+# starting with a day and month (a limit such as 1000000000.0 in the OpenAPI schema is not).
+CPR_SHAPED = re.compile(r"(?<![.\w])(?:0[1-9]|[12]\d|3[01]|6[1-9]|[78]\d|9[01])(?:0[1-9]|1[0-2])"
+                        r"\d{2}[-\s]?\d{4}(?!\w)")
 
 
 def _overblik() -> str:
