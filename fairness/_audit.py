@@ -37,7 +37,12 @@ from overblik.fairness._group_metrics import (
     grouped_ece,
     rates_from_cells,
 )
-from overblik.fairness._groups import GroupIndex, build_groups, resolve_references
+from overblik.fairness._groups import (
+    GroupIndex,
+    build_groups,
+    check_aligned,
+    resolve_references,
+)
 from overblik.features._errors import InputError
 
 __all__ = [
@@ -321,12 +326,20 @@ def _exact(index: GroupIndex, y: npt.NDArray[np.int8], predicted: npt.NDArray[np
 
 def _intervals(point: FloatArray, draws: FloatArray, binned: FloatArray, confidence: float
                ) -> tuple[FloatArray, FloatArray]:
-    """Percentile intervals; those of the binned score metrics move by (exact - binned)."""
+    """Percentile intervals; those of the binned score metrics move by (exact - binned).
+
+    An interval is widened to hold its own estimate: the bootstrap distribution of ECE (a
+    sum of absolute gaps) lies above the estimate in small groups, and an interval that
+    excludes the number it is printed next to would mislead the board.
+    """
     low, high = percentile_interval(draws, confidence)
     shift = np.zeros_like(point)
     with np.errstate(invalid="ignore"):  # inf - inf (a ratio over 0) is NaN, as it should be
         shift[..., _SCORE_COLS] = point[..., _SCORE_COLS] - binned[..., _SCORE_COLS]
-    return low + shift, high + shift
+    low, high = low + shift, high + shift
+    both = np.isfinite(low) & np.isfinite(high) & np.isfinite(point)
+    return (np.where(both, np.minimum(low, point), low),
+            np.where(both, np.maximum(high, point), high))
 
 
 def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame, *,
@@ -380,6 +393,8 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
     difference between the exact and the binned estimate on the observed rows. Ratios whose
     reference is 0 are NaN.
     """
+    if isinstance(sensitive, pd.DataFrame):
+        check_aligned(sensitive, y_true=y_true, scores=scores)
     y = _labels(y_true)
     n = len(y)
     if n == 0:

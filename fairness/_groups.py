@@ -19,8 +19,8 @@ import scipy.sparse as sp
 
 from overblik.features._errors import InputError
 
-__all__ = ["MISSING", "SEP", "GroupIndex", "Grouping", "build_groups", "encode_attribute",
-           "resolve_references"]
+__all__ = ["MISSING", "SEP", "GroupIndex", "Grouping", "build_groups", "check_aligned",
+           "encode_attribute", "resolve_references"]
 
 MISSING = "(missing)"
 SEP = "&"
@@ -83,6 +83,25 @@ class GroupIndex:
     @property
     def n_cells(self) -> int:
         return int(self.membership.shape[1])
+
+
+def check_aligned(frame: pd.DataFrame, **inputs: object) -> None:
+    """Refuse pandas inputs whose index differs from ``frame``'s.
+
+    Rows are paired by position; a Series or DataFrame indexed differently (e.g. shuffled,
+    or filtered without ``reset_index``) would pair one person's label with another's
+    attributes and give wrong rates without a word.
+
+    Raises
+    ------
+    InputError
+        Naming the input and the fix.
+    """
+    for name, value in inputs.items():
+        if isinstance(value, pd.Series | pd.DataFrame) and not value.index.equals(frame.index):
+            raise InputError(f"{name} and the sensitive attributes have different indexes; rows "
+                             "are paired by position: align them (e.g. .reset_index(drop=True) "
+                             "on both) or pass numpy arrays")
 
 
 def encode_attribute(column: pd.Series) -> tuple[IntArray, tuple[str, ...]]:

@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from overblik.fairness._groups import check_aligned
+
 __all__ = ["PlacesGroup", "PlacesReport", "places_by_group"]
 
 
@@ -103,8 +105,11 @@ def places_by_group(assignment: npt.ArrayLike, in_need: npt.ArrayLike,
     Raises
     ------
     ValueError
-        When the arrays and the table differ in length.
+        When the arrays and the table differ in length (an ``InputError`` when pandas
+        inputs are indexed differently).
     """
+    check_aligned(sensitive, assignment=assignment, in_need=in_need,
+                  expected_to_benefit=expected_to_benefit)
     given = np.asarray(assignment) >= 0
     need = np.asarray(in_need, dtype=bool)
     benefit = np.asarray(expected_to_benefit, dtype=bool)

@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from overblik.fairness._groups import MISSING, encode_attribute
+from overblik.fairness._groups import MISSING, check_aligned, encode_attribute
 from overblik.features._errors import InputError
 
 __all__ = ["ProxyFeature", "ProxyReport", "ProxyResult", "proxy_diagnostics"]
@@ -170,6 +170,7 @@ def proxy_diagnostics(X: pd.DataFrame, sensitive: pd.DataFrame, *, seed: int = 0
     if len(X) != len(sensitive):
         raise InputError(f"X has {len(X)} rows but sensitive has {len(sensitive)}: give the "
                          "same rows in the same order")
+    check_aligned(sensitive, X=X)
     if X.shape[1] == 0 or sensitive.shape[1] == 0:
         raise InputError("X and sensitive need at least one column each")
     if len(X) == 0:
