@@ -48,6 +48,7 @@ import time
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from numbers import Real
 from typing import Any, Literal
 
 import numpy as np
@@ -55,6 +56,8 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
+
+from overblik.models._effects import check_numbers, check_whole
 
 __all__ = ["Allocation", "PolicyComparison", "allocate", "allocate_by_rank",
            "allocation_benefit", "compare_policies", "price_of_fairness"]
@@ -166,29 +169,52 @@ def as_decimal(x: float) -> Fraction:
     return Fraction(repr(float(x)))
 
 
-def _check(effects: npt.ArrayLike, places: npt.ArrayLike, costs: npt.ArrayLike,
-           budget: float, groups: npt.ArrayLike | None,
-           min_share: Mapping[Hashable, float] | None, max_access_gap: float | None,
-           threshold: float) -> _Problem:
+def _check_effects(effects: npt.ArrayLike, name: str = "effects") -> FloatArray:
+    """Finite effects of shape (citizens, programmes); one-dimensional: one programme."""
     e = np.asarray(effects, dtype=np.float64)
     if e.ndim == 1:
         e = e[:, None]
     if e.ndim != 2 or e.shape[1] == 0:
-        raise ValueError(f"effects must have shape (citizens, programmes), got {e.shape}")
+        raise ValueError(f"{name} must have shape (citizens, programmes), got {e.shape}")
     if not np.isfinite(e).all():
         i = int(np.flatnonzero(~np.isfinite(e).all(axis=1))[0])
-        raise ValueError(f"effects has a missing or infinite value for citizen {i}")
-    n, m = e.shape
+        raise ValueError(f"{name} has a missing or infinite value for citizen {i}")
+    return e
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, Real) and not isinstance(x, bool)
+
+
+def _check_capacity(places: npt.ArrayLike, costs: npt.ArrayLike, budget: float, m: int
+                    ) -> tuple[IntArray, FloatArray, float]:
+    """Places and costs of ``m`` programmes, and the budget, checked."""
     p = np.asarray(places)
-    if p.shape != (m,) or (p < 0).any() or not np.all(np.equal(np.mod(p, 1), 0)):
+    if (p.dtype.kind not in "iuf" or p.shape != (m,) or (p < 0).any()
+            or not np.all(np.equal(np.mod(p, 1), 0))):
         raise ValueError(f"places must be {m} whole numbers >= 0 (one per programme), got "
                          f"{p.tolist()}")
-    c = np.asarray(costs, dtype=np.float64)
-    if c.shape != (m,) or not np.isfinite(c).all() or (c < 0).any():
+    c = np.asarray(costs)
+    if (c.dtype.kind not in "iuf" or c.shape != (m,) or not np.isfinite(c).all()
+            or (c < 0).any()):
         raise ValueError(f"costs must be {m} finite numbers >= 0 (one per programme), got "
                          f"{c.tolist()}")
-    if math.isnan(budget) or budget < 0:
-        raise ValueError(f"budget={budget}: give a number >= 0 (math.inf for no budget)")
+    # Only a number: an array budget would be compared row by row in the program.
+    if not _is_number(budget) or math.isnan(budget) or budget < 0:
+        raise ValueError(f"budget={budget!r}: give a number >= 0 (math.inf for no budget)")
+    return p.astype(np.int64), c.astype(np.float64), float(budget)
+
+
+def _check(effects: npt.ArrayLike, places: npt.ArrayLike, costs: npt.ArrayLike,
+           budget: float, groups: npt.ArrayLike | None,
+           min_share: Mapping[Hashable, float] | None, max_access_gap: float | None,
+           threshold: float) -> _Problem:
+    e = _check_effects(effects)
+    n, m = e.shape
+    p, c, budget = _check_capacity(places, costs, budget, m)
+    if not _is_number(threshold) or math.isnan(threshold):
+        raise ValueError(f"beneficiary_threshold={threshold!r}: give a number (0: everyone "
+                         "with a positive effect may get a place)")
     if groups is None:
         code = np.zeros(n, dtype=np.int64)
         labels: list[Hashable] = ["all"]
@@ -221,8 +247,20 @@ def _check(effects: npt.ArrayLike, places: npt.ArrayLike, costs: npt.ArrayLike,
             raise ValueError(f"max_access_gap={max_access_gap}: give a rate difference "
                              "between 0 and 1")
         gap = Fraction(float(max_access_gap))
-    return _Problem(e, p.astype(np.int64), c, float(budget), code, labels, shares, gap,
-                    float(threshold))
+    prob = _Problem(e, p, c, budget, code, labels, shares, gap, float(threshold))
+    _check_shares_can_be_met(prob)
+    return prob
+
+
+def _check_shares_can_be_met(prob: _Problem) -> None:
+    """Refuse a minimum share for a group nobody in which is expected to benefit: only
+    they get places, so the share could only be met by giving no place at all."""
+    benef = _beneficiaries(prob)
+    for g, share in prob.min_share.items():
+        if share > 0 and benef[g] == 0:
+            raise ValueError(f"no one in group {prob.group_labels[g]!r} is expected to "
+                             "benefit, so a minimum share for it can only be met by giving "
+                             "no places: remove it or lower beneficiary_threshold")
 
 
 def _candidates(prob: _Problem) -> tuple[IntArray, IntArray]:
@@ -426,6 +464,8 @@ def allocate(effects: npt.ArrayLike, *, places: npt.ArrayLike, costs: npt.ArrayL
         Least share of the places given that goes to the group.
     max_access_gap : float, optional
         Largest difference between groups' access rates among those expected to benefit.
+        0 demands exactly equal access rates: with groups of unequal sizes that may allow
+        only a few places (or none).
     beneficiary_threshold : float, default 0
         A citizen is expected to benefit from a programme when its effect is above this;
         nobody else gets a place.
@@ -435,6 +475,12 @@ def allocate(effects: npt.ArrayLike, *, places: npt.ArrayLike, costs: npt.ArrayL
     Returns
     -------
     Allocation
+
+    Raises
+    ------
+    ValueError
+        On malformed inputs, shares that cannot all be met, or a minimum share for a group
+        in which no one is expected to benefit.
     """
     began = time.perf_counter()
     prob = _check(effects, places, costs, budget, groups, min_share, max_access_gap,
@@ -485,6 +531,22 @@ def allocate(effects: npt.ArrayLike, *, places: npt.ArrayLike, costs: npt.ArrayL
         seconds=time.perf_counter() - began)
 
 
+def _check_order(order: npt.ArrayLike, n: int) -> IntArray:
+    """Citizen indices in ``0 .. n - 1``, each at most once."""
+    o = np.asarray(order)
+    if o.ndim != 1 or (o.size and o.dtype.kind not in "iu"):
+        raise ValueError(f"order must be citizen indices (whole numbers), got {o.dtype} "
+                         f"values of shape {o.shape}")
+    outside = (o < 0) | (o >= n)
+    if outside.any():
+        raise ValueError(f"order has index {o[outside][0]}, outside 0 .. {n - 1} (n={n})")
+    values, counts = np.unique(o, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"order has citizen {values[counts > 1][0]} more than once: give "
+                         "each citizen once")
+    return o.astype(np.int64)
+
+
 def allocate_by_rank(order: npt.ArrayLike, *, n: int, places: npt.ArrayLike,
                      costs: npt.ArrayLike, budget: float, random_state: int = 0) -> IntArray:
     """Fill places down a ranking, each citizen to a programme drawn by places left.
@@ -496,7 +558,7 @@ def allocate_by_rank(order: npt.ArrayLike, *, n: int, places: npt.ArrayLike,
     Parameters
     ----------
     order : array-like of int
-        Citizen indices, best first.
+        Citizen indices (``0 .. n - 1``, each at most once), best first.
     n : int
         Number of citizens.
     places, costs, budget
@@ -508,12 +570,12 @@ def allocate_by_rank(order: npt.ArrayLike, *, n: int, places: npt.ArrayLike,
     ndarray of shape (n,)
         Programme index per citizen, -1 for none.
     """
+    n = check_whole(n, "n", minimum=0)
+    ranked = _check_order(order, n)
+    left, c, money = _check_capacity(places, costs, budget, np.size(places))
     rng = np.random.default_rng(random_state)
-    left = np.asarray(places, dtype=np.int64).copy()
-    c = np.asarray(costs, dtype=np.float64)
-    money = float(budget)
     out = np.full(n, -1, dtype=np.int64)
-    for i in np.asarray(order, dtype=np.int64):
+    for i in ranked:
         ok = (left > 0) & (c <= money + 1e-12)
         if not ok.any():
             break
@@ -577,25 +639,21 @@ def compare_policies(estimated: npt.ArrayLike, *, places: npt.ArrayLike, costs: 
         doubly-robust scores of held-out rows (each row's score per programme).
     random_state : int, default 0
     """
-    est = np.asarray(estimated, dtype=np.float64)
-    if est.ndim == 1:
-        est = est[:, None]
+    est = _check_effects(estimated, "estimated")
     n = len(est)
     judged_by: Literal["truth", "doubly_robust", "estimates"] = "estimates"
     judging = est
     if true_effects is not None:
-        judged_by, judging = "truth", np.asarray(true_effects, dtype=np.float64)
+        judged_by, judging = "truth", _check_effects(true_effects, "true_effects")
     elif judge is not None:
-        judged_by, judging = "doubly_robust", np.asarray(judge, dtype=np.float64)
-    if judging.ndim == 1:
-        judging = judging[:, None]
+        judged_by, judging = "doubly_robust", _check_effects(judge, "judge")
     if judging.shape != est.shape:
         raise ValueError(f"the effects judging the policies have shape {judging.shape}, the "
                          f"estimates {est.shape}: give one value per citizen and programme")
     assignments: dict[str, IntArray] = {
         "effect": allocate(est, places=places, costs=costs, budget=budget).assignment}
     if risk is not None:
-        order = np.argsort(-np.asarray(risk, dtype=np.float64), kind="stable")
+        order = np.argsort(-check_numbers(risk, n, "risk", rows="estimated"), kind="stable")
         assignments["risk"] = allocate_by_rank(order, n=n, places=places, costs=costs,
                                                budget=budget, random_state=random_state)
     perm = np.random.default_rng(random_state).permutation(n)

@@ -49,6 +49,8 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.isotonic import isotonic_regression
 
+from overblik.models._effects import check_numbers
+
 __all__ = ["CalibrationKind", "CalibrationMap", "HoldoutKind", "fit_calibration", "holdout_folds"]
 
 CalibrationKind = Literal["isotonic", "sigmoid", "none"]
@@ -125,8 +127,8 @@ def fit_calibration(kind: CalibrationKind, raw: npt.ArrayLike, y: npt.ArrayLike)
     -------
     CalibrationMap
     """
-    r = np.asarray(raw, dtype=np.float64)
-    t = np.asarray(y, dtype=np.float64)
+    r = check_numbers(raw, None, "raw")
+    t = check_numbers(y, len(r), "y", rows="raw")
     empty = np.empty(0, dtype=np.float64)
     if kind == "none":
         return CalibrationMap("none", empty, empty)

@@ -37,7 +37,7 @@ heterogeneous causal effects"; the cross-fitted variant of econml's ``DRLearner`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -50,17 +50,21 @@ from sklearn.dummy import DummyRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from overblik.models._effects import (
+    ConstantOutcome,
     FloatArray,
     Interval,
     Matrix,
+    check_groups,
+    check_labels,
     check_outcome,
     check_treatment,
+    check_whole,
     cluster_se,
     crossfit_folds,
     default_final_model,
-    default_outcome_model,
     default_propensity_model,
     final_leaf_rows,
+    fit_arm,
     fit_inputs,
     group_codes,
     is_binary_outcome,
@@ -134,12 +138,7 @@ def _crossfit(Xa: FloatArray, t: npt.NDArray[np.int_], y: FloatArray, *,
         arms = []
         for arm, target in ((0, mu0), (1, mu1)):
             rows = train[t[train] == arm]
-            model = (clone(outcome_model) if outcome_model is not None
-                     else default_outcome_model(binary, seed))
-            yt = y[rows].astype(np.int_) if binary and is_classifier(model) else y[rows]
-            if is_classifier(model) and len(np.unique(yt)) < 2:
-                model = _Constant(float(yt[0]))  # a classifier cannot fit one class
-            model.fit(Xa[rows], yt)
+            model = fit_arm(outcome_model, binary, Xa[rows], y[rows], seed)
             target[test] = predict_outcome(model, Xa[test])
             arms.append(model)
         folds.append(_Fold(prop, arms[0], arms[1]))
@@ -152,17 +151,7 @@ def _crossfit(Xa: FloatArray, t: npt.NDArray[np.int_], y: FloatArray, *,
     return scores, folds
 
 
-class _Constant(BaseEstimator):
-    """An outcome 'model' for an arm whose fold has one outcome value only."""
-
-    def __init__(self, value: float = 0.0) -> None:
-        self.value = value
-
-    def fit(self, X: FloatArray, y: npt.ArrayLike) -> Self:
-        return self
-
-    def predict(self, X: FloatArray) -> FloatArray:
-        return np.full(len(X), self.value)
+_Constant = ConstantOutcome  # the class's name here before it moved: older pickles use it
 
 
 def dr_scores(X: Matrix, T: npt.ArrayLike, y: npt.ArrayLike, *, outcome_model: Any = None,
@@ -287,12 +276,12 @@ class DRLearner(BaseEstimator):
         """
         trim = check_trim(self.trim)
         z_value(self.alpha)
-        if self.n_bootstrap < 0 or self.n_bootstrap == 1:
+        if check_whole(self.n_bootstrap, "n_bootstrap", minimum=0) == 1:
             raise ValueError(f"n_bootstrap={self.n_bootstrap}: use 0 (no intervals) or at "
                              "least 2")
         Xa, t, yf = fit_inputs(self, X, T, y)
         # Integer codes once: the folds, clustered errors and bootstrap all group by person.
-        g = None if groups is None else group_codes(groups)
+        g = None if groups is None else check_groups(groups, len(Xa))
         scores, folds = _crossfit(Xa, t, yf, outcome_model=self.outcome_model,
                                   propensity_model=self.propensity_model,
                                   n_folds=self.n_folds, groups=g, trim=trim,
@@ -389,7 +378,7 @@ class DRLearner(BaseEstimator):
         return [m for m, _ in bags], [s for _, s in bags if s is not None]
 
     def _fold_margin(self, model: Any, Xa: FloatArray) -> FloatArray:
-        if isinstance(model, _Constant):
+        if isinstance(model, ConstantOutcome):
             v = np.full(len(Xa), model.value)
             return logit(v) if self.logit_margin_ else v
         return baseline_margin(model, Xa)
@@ -417,7 +406,7 @@ class DRLearner(BaseEstimator):
         """SHAP values of :meth:`baseline_margin` (mean over the folds), or None."""
         parts = []
         for fold in self.folds_:
-            if isinstance(fold.outcome0, _Constant):
+            if isinstance(fold.outcome0, ConstantOutcome):
                 part = np.zeros((len(Xa), Xa.shape[1] + 1))
                 part[:, -1] = self._fold_margin(fold.outcome0, Xa)
             else:
@@ -506,6 +495,14 @@ class DRLearner(BaseEstimator):
         return trimmed_mask(self.propensity(X), check_trim(self.trim))
 
 
+def _sorted_labels(labels: set[Any]) -> list[Any]:
+    try:
+        return sorted(labels)
+    except TypeError:  # e.g. 1 and "a": no order between them
+        raise TypeError(f"T mixes label types ({sorted({type(v).__name__ for v in labels})}):"
+                        " give every programme label the same type") from None
+
+
 class MultiProgrammeEffects(BaseEstimator):
     """One binary contrast per programme against no programme.
 
@@ -519,21 +516,23 @@ class MultiProgrammeEffects(BaseEstimator):
     learner : DRLearner, optional
         The binary learner (default ``DRLearner()``); any estimator with
         ``fit(X, T, y, groups=)`` and ``effect(X)``.
-    programmes : sequence of str, optional
+    programmes : sequence of labels, optional
         Programmes and their column order; default the labels in ``T`` other than
         ``control``, sorted.
-    control : str, default "none"
+    control : label, default "none"
+        The label of no programme. Labels are compared as they are (not as text): with
+        integer labels in ``T``, give ``control=0``, not ``"0"``.
 
     Attributes
     ----------
-    programmes_ : list of str
+    programmes_ : list of labels
     learners_ : dict of programme -> fitted learner
     ate_, att_ : dict of programme -> Interval
     overlap_ : dict of programme -> OverlapReport
     """
 
-    def __init__(self, *, learner: Any = None, programmes: Sequence[str] | None = None,
-                 control: str = "none") -> None:
+    def __init__(self, *, learner: Any = None, programmes: Sequence[Hashable] | None = None,
+                 control: Hashable = "none") -> None:
         self.learner = learner
         self.programmes = programmes
         self.control = control
@@ -541,23 +540,24 @@ class MultiProgrammeEffects(BaseEstimator):
     def fit(self, X: Matrix, T: npt.ArrayLike, y: npt.ArrayLike, *,
             groups: npt.ArrayLike | None = None) -> Self:
         """Fit one learner per programme (rows of that programme and of no programme)."""
-        labels = np.asarray(T).astype(str)
-        if len(labels) != len(X):
-            raise ValueError(f"T must have one label per row of X ({len(X)}), got "
-                             f"{len(labels)}")
-        found = sorted(set(labels.tolist()) - {self.control})
+        n = len(X)
+        labels = check_labels(T, n, "T", "give it a programme or the control label (no "
+                              "programme), or drop the row")
+        # Labels keep their type: 1 and "1" are different programmes, control=0 finds 0.
+        found = _sorted_labels(set(labels.tolist()) - {self.control})
         programmes = list(self.programmes) if self.programmes is not None else found
-        unknown = sorted(set(found) - set(programmes))
+        unknown = [p for p in found if p not in programmes]
         if unknown:
             raise ValueError(f"T has programme labels {unknown} not in programmes="
                              f"{programmes}: add them or relabel those rows")
         if not (labels == self.control).any():
-            raise ValueError(f"no row has the control label {self.control!r}: pass "
+            raise ValueError(f"no row has the control label {self.control!r} (T's labels "
+                             f"are {_sorted_labels(set(labels.tolist()))[:10]}): pass "
                              "control= the label of 'no programme'")
-        yv = np.asarray(y)
-        g = None if groups is None else np.asarray(groups)
+        yv = check_outcome(y, n)
+        g = None if groups is None else check_groups(groups, n)
         self.programmes_ = programmes
-        self.learners_: dict[str, Any] = {}
+        self.learners_: dict[Hashable, Any] = {}
         for p in programmes:
             rows = np.flatnonzero((labels == p) | (labels == self.control))
             if not (labels == p).any():
@@ -592,7 +592,7 @@ class MultiProgrammeEffects(BaseEstimator):
         _, low, high = self.effect_and_interval(X, alpha)
         return low, high
 
-    def effect_contributions(self, X: Matrix) -> dict[str, FloatArray]:
+    def effect_contributions(self, X: Matrix) -> dict[Hashable, FloatArray]:
         """Per programme, each feature's share of the effect (see
         :meth:`DRLearner.effect_contributions`); learners without it are left out."""
         check_is_fitted(self)

@@ -15,31 +15,42 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from numbers import Integral
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Self
 
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 __all__ = [
+    "ConstantOutcome",
     "Interval",
     "beats_the_constant",
+    "check_groups",
+    "check_labels",
+    "check_numbers",
+    "check_outcome",
+    "check_treatment",
+    "check_whole",
     "crossfit_folds",
     "default_final_model",
     "default_outcome_model",
     "default_propensity_model",
     "final_leaf_rows",
+    "fit_arm",
     "fit_inputs",
+    "fit_outcome_model",
     "group_codes",
     "is_binary_outcome",
     "kfold_splits",
     "predict_inputs",
     "predict_outcome",
+    "too_few_to_split",
     "tune_final_rounds",
 ]
 
@@ -157,9 +168,9 @@ def tune_final_rounds(X: FloatArray, phi: FloatArray, groups: npt.ArrayLike | No
     more than a standard error (:func:`beats_the_constant`).
     """
     n = len(phi)
-    if n < 2 * n_folds:
-        return 0
     g = None if groups is None else group_codes(groups)
+    if too_few_to_split(n, n_folds, g):
+        return 0
     splits = kfold_splits(n, n_folds=n_folds, groups=g, random_state=random_state)
     loss = np.zeros(max_rounds + 1)
     fitted = []
@@ -186,6 +197,12 @@ def tune_final_rounds(X: FloatArray, phi: FloatArray, groups: npt.ArrayLike | No
     return best if keep else 0
 
 
+def too_few_to_split(n: int, n_folds: int, groups: IntArray | None) -> bool:
+    """Whether ``n`` rows (whole :func:`group_codes` ``groups`` together) are too few for
+    ``n_folds`` folds to tune on: then the constant is kept, untuned."""
+    return n < 2 * n_folds or (groups is not None and int(groups.max()) + 1 < n_folds)
+
+
 def is_binary_outcome(y: FloatArray) -> bool:
     """True when every value of ``y`` is 0 or 1."""
     return bool(np.isin(y, (0.0, 1.0)).all())
@@ -199,11 +216,85 @@ def predict_outcome(model: Any, X: FloatArray) -> FloatArray:
     return np.asarray(model.predict(X), dtype=np.float64)
 
 
-def check_treatment(T: npt.ArrayLike, n: int, name: str = "T") -> IntArray:
-    """0/1 treatment of length ``n`` with both arms present."""
+class ConstantOutcome(BaseEstimator):
+    """An outcome 'model' for rows that have one outcome value only."""
+
+    def __init__(self, value: float = 0.0) -> None:
+        self.value = value
+
+    def fit(self, X: FloatArray, y: npt.ArrayLike) -> Self:
+        return self
+
+    def predict(self, X: FloatArray) -> FloatArray:
+        return np.full(len(X), self.value)
+
+
+def fit_outcome_model(model: Any, binary: bool, X: FloatArray, y: FloatArray) -> Any:
+    """Fit an unfitted outcome model to ``y`` (one arm's rows, say) and return it.
+
+    A classifier gets integer labels, and rows with one outcome value only get a
+    :class:`ConstantOutcome` instead: a classifier cannot learn one class (LightGBM's then
+    gives class 1 a probability of about 1e-15 whichever class it saw, which reads an arm
+    whose outcomes are all 1 as all 0).
+    """
+    target = y.astype(np.int_) if binary and is_classifier(model) else y
+    if is_classifier(model) and len(np.unique(target)) < 2:
+        model = ConstantOutcome(float(target[0]))
+    return model.fit(X, target)
+
+
+def fit_arm(template: Any, binary: bool, X: FloatArray, y: FloatArray, seed: int) -> Any:
+    """A clone of ``template`` (default: :func:`default_outcome_model`) fitted to the rows
+    by :func:`fit_outcome_model`."""
+    model = clone(template) if template is not None else default_outcome_model(binary, seed)
+    return fit_outcome_model(model, binary, X, y)
+
+
+def check_whole(value: Any, name: str, *, minimum: int, why: str = "") -> int:
+    """``value`` as an int, refused unless it is a whole number >= ``minimum`` (``why``:
+    the reason for the minimum, said when it is not met)."""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise TypeError(f"{name}={value!r}: give a whole number (an int) >= {minimum}")
+    if value < minimum:
+        raise ValueError(f"{name}={value}: {why or f'give a whole number >= {minimum}'}")
+    return int(value)
+
+
+def check_labels(values: npt.ArrayLike, n: int, name: str, fix: str) -> npt.NDArray[Any]:
+    """Labels, one-dimensional, one per row of X (``n``), none missing (``fix``: what to do
+    about a missing one)."""
+    labels = np.asarray(values)
+    if labels.ndim != 1 or len(labels) != n:
+        raise ValueError(f"{name} must be one-dimensional with one label per row of X ({n}), "
+                         f"got shape {labels.shape}")
+    missing = pd.isna(labels)
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        raise ValueError(f"{name} has a missing label at row {i}: {fix}")
+    return labels
+
+
+def check_groups(groups: npt.ArrayLike, n: int, *, min_groups: int = 1) -> IntArray:
+    """:func:`group_codes` of ``groups``: one label (person) per row, none missing, and at
+    least ``min_groups`` different labels."""
+    g = check_labels(groups, n, "groups", "give every row its person")
+    try:
+        code = group_codes(g)
+    except TypeError:  # labels of types that do not sort together, e.g. 1 and "a"
+        raise TypeError("groups mixes labels of different types (e.g. numbers and text): "
+                        "give every label the same type") from None
+    found = int(code.max()) + 1 if n else 0
+    if found < min_groups:
+        raise ValueError(f"groups has {found} different label(s), need at least "
+                         f"{min_groups}: give more persons, or leave groups out")
+    return code
+
+
+def check_treatment(T: npt.ArrayLike, n: int, name: str = "T", rows: str = "X") -> IntArray:
+    """0/1 treatment of length ``n`` (the rows of ``rows``) with both arms present."""
     t = np.asarray(T)
     if t.ndim != 1 or len(t) != n:
-        raise ValueError(f"{name} must be one-dimensional with one value per row of X "
+        raise ValueError(f"{name} must be one-dimensional with one value per row of {rows} "
                          f"({n}), got shape {t.shape}")
     if t.dtype == bool:
         out = t.astype(np.int_)
@@ -226,17 +317,27 @@ def check_treatment(T: npt.ArrayLike, n: int, name: str = "T") -> IntArray:
     return out
 
 
-def check_outcome(y: npt.ArrayLike, n: int) -> FloatArray:
-    """Finite numeric outcome of length ``n``."""
-    yf = np.asarray(y, dtype=np.float64)
-    if yf.ndim != 1 or len(yf) != n:
-        raise ValueError(f"y must be one-dimensional with one value per row of X ({n}), got "
-                         f"shape {yf.shape}")
-    bad = ~np.isfinite(yf)
+def check_numbers(values: npt.ArrayLike, n: int | None, name: str, rows: str = "X"
+                  ) -> FloatArray:
+    """Finite numbers, one-dimensional; ``n`` of them (one per row of ``rows``) when given."""
+    try:
+        v = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be numbers; got values such as "
+                         f"{np.asarray(values).ravel()[:3].tolist()}") from None
+    if v.ndim != 1 or (n is not None and len(v) != n):
+        want = "" if n is None else f" with one value per row of {rows} ({n})"
+        raise ValueError(f"{name} must be one-dimensional{want}, got shape {v.shape}")
+    bad = ~np.isfinite(v)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"y has a missing or infinite value at row {i}: drop or fill it")
-    return yf
+        raise ValueError(f"{name} has a missing or infinite value at row {i}: drop or fill it")
+    return v
+
+
+def check_outcome(y: npt.ArrayLike, n: int, rows: str = "X") -> FloatArray:
+    """Finite numeric outcome of length ``n`` (the rows of ``rows``)."""
+    return check_numbers(y, n, "y", rows)
 
 
 def group_codes(groups: npt.ArrayLike) -> IntArray:
@@ -269,8 +370,7 @@ def crossfit_folds(T: IntArray, *, n_folds: int, groups: npt.ArrayLike | None,
     ValueError
         When an arm has fewer rows (or groups) than folds.
     """
-    if n_folds < 2:
-        raise ValueError(f"n_folds={n_folds}: cross-fitting needs at least 2 folds")
+    check_whole(n_folds, "n_folds", minimum=2, why="cross-fitting needs at least 2 folds")
     treat = np.asarray(T)
     for arm in (0, 1):
         count = int(np.count_nonzero(treat == arm))
@@ -281,11 +381,13 @@ def crossfit_folds(T: IntArray, *, n_folds: int, groups: npt.ArrayLike | None,
     if groups is None:
         splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
         return [test for _, test in splitter.split(dummy, T)]
-    g = np.asarray(groups)
-    if len(g) != len(T):
-        raise ValueError(f"groups must have one value per row ({len(T)}), got {len(g)}")
+    code = check_groups(groups, len(treat))
+    persons = int(code.max()) + 1
+    if persons < n_folds:
+        raise ValueError(f"groups has {persons} persons for {n_folds} cross-fitting folds "
+                         "(a person's rows stay in one fold): use fewer folds or more persons")
     sgk = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
-    return [test for _, test in sgk.split(dummy, T, groups=group_codes(g))]
+    return [test for _, test in sgk.split(dummy, T, groups=code)]
 
 
 def cluster_se(scores: FloatArray, groups: npt.ArrayLike | None) -> float:

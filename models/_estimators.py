@@ -326,7 +326,16 @@ class LightGBMRisk(_HeldOutCalibrated):
         if names is None:
             return [f"x{i}" for i in range(self.n_features_in_)]
         # LightGBM refuses JSON special characters in feature names.
-        return [_LGB_SPECIAL.sub("_", str(n)) for n in names]
+        out = [_LGB_SPECIAL.sub("_", str(n)) for n in names]
+        first: dict[str, str] = {}
+        for original, name in zip(names, out, strict=True):
+            if name in first:  # LightGBM would refuse the duplicate with a cryptic error
+                raise ValueError(
+                    f"columns {first[name]!r} and {str(original)!r} of X both become {name!r} "
+                    "for LightGBM, which replaces the characters \" , : [ ] { } with _: "
+                    "rename one of them")
+            first[name] = str(original)
+        return out
 
     def _fit_scorer(
         self, X: FloatArray, y: npt.NDArray[np.int_], X_val: FloatArray | None,

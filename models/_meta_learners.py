@@ -10,13 +10,13 @@ from typing import Any, Self
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.base import BaseEstimator, clone
 
 from overblik.models._effects import (
     FloatArray,
     Matrix,
-    default_outcome_model,
     default_propensity_model,
+    fit_arm,
     fit_inputs,
     is_binary_outcome,
     predict_inputs,
@@ -24,12 +24,6 @@ from overblik.models._effects import (
 )
 
 __all__ = ["TLearner", "XLearner"]
-
-
-def _fit_arm(template: Any, binary: bool, X: FloatArray, y: FloatArray, seed: int) -> Any:
-    model = clone(template) if template is not None else default_outcome_model(binary, seed)
-    target = y.astype(np.int_) if binary and is_classifier(model) else y
-    return model.fit(X, target)
 
 
 class TLearner(BaseEstimator):
@@ -51,10 +45,10 @@ class TLearner(BaseEstimator):
         """Fit ``mu0`` on the untreated and ``mu1`` on the treated (``groups`` unused)."""
         Xa, t, yf = fit_inputs(self, X, T, y)
         binary = is_binary_outcome(yf)
-        self.model0_ = _fit_arm(self.outcome_model, binary, Xa[t == 0], yf[t == 0],
-                                self.random_state)
-        self.model1_ = _fit_arm(self.outcome_model, binary, Xa[t == 1], yf[t == 1],
-                                self.random_state + 1)
+        self.model0_ = fit_arm(self.outcome_model, binary, Xa[t == 0], yf[t == 0],
+                               self.random_state)
+        self.model1_ = fit_arm(self.outcome_model, binary, Xa[t == 1], yf[t == 1],
+                               self.random_state + 1)
         return self
 
     def effect(self, X: Matrix) -> FloatArray:
@@ -96,12 +90,12 @@ class XLearner(BaseEstimator):
         binary = is_binary_outcome(yf)
         seed = self.random_state
         X0, X1, y0, y1 = Xa[t == 0], Xa[t == 1], yf[t == 0], yf[t == 1]
-        mu0 = _fit_arm(self.outcome_model, binary, X0, y0, seed)
-        mu1 = _fit_arm(self.outcome_model, binary, X1, y1, seed + 1)
+        mu0 = fit_arm(self.outcome_model, binary, X0, y0, seed)
+        mu1 = fit_arm(self.outcome_model, binary, X1, y1, seed + 1)
         d1 = y1 - predict_outcome(mu0, X1)
         d0 = predict_outcome(mu1, X0) - y0
-        self.tau1_ = _fit_arm(self.effect_model, False, X1, d1, seed + 2)
-        self.tau0_ = _fit_arm(self.effect_model, False, X0, d0, seed + 3)
+        self.tau1_ = fit_arm(self.effect_model, False, X1, d1, seed + 2)
+        self.tau0_ = fit_arm(self.effect_model, False, X0, d0, seed + 3)
         prop = (clone(self.propensity_model) if self.propensity_model is not None
                 else default_propensity_model(seed + 4))
         self.propensity_model_ = prop.fit(Xa, t)

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from overblik.models._effects import check_treatment
+
 __all__ = ["QUANTILES", "OverlapReport", "overlap_report", "trimmed_mask"]
 
 FloatArray = npt.NDArray[np.float64]
@@ -120,6 +122,18 @@ def check_trim(trim: tuple[float, float]) -> tuple[float, float]:
     return low, high
 
 
+def _check_propensity(propensity: npt.ArrayLike) -> FloatArray:
+    """Propensities: one-dimensional, each in [0, 1] (so none missing)."""
+    e = np.asarray(propensity, dtype=np.float64)
+    if e.ndim != 1:
+        raise ValueError(f"propensity must be one-dimensional, got shape {e.shape}")
+    bad = ~((e >= 0.0) & (e <= 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"propensity must be probabilities in [0, 1]; {float(e[i])} at row {i}")
+    return e
+
+
 def overlap_report(propensity: npt.ArrayLike, T: npt.ArrayLike, *,
                    trim: tuple[float, float] = (0.01, 0.99),
                    label: str = "treatment") -> OverlapReport:
@@ -130,13 +144,19 @@ def overlap_report(propensity: npt.ArrayLike, T: npt.ArrayLike, *,
     propensity : array-like of shape (n,)
         Estimated ``P(T = 1 | X)`` (out-of-fold).
     T : array-like of shape (n,)
-        0/1 treatment.
+        0/1 treatment (or booleans), both arms present.
     trim : (low, high), default (0.01, 0.99)
     label : str
         Name of the treatment in the warnings.
+
+    Raises
+    ------
+    ValueError
+        When a propensity is missing or outside [0, 1], or ``T`` is not 0/1 with one value
+        per propensity.
     """
-    e = np.asarray(propensity, dtype=np.float64)
-    t = np.asarray(T).astype(bool)
+    e = _check_propensity(propensity)
+    t = check_treatment(T, len(e), rows="propensity").astype(bool)
     low, high = check_trim(trim)
     out = trimmed_mask(e, (low, high))
     kept = ~out

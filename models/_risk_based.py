@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, Self
 
+import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
@@ -35,8 +36,10 @@ from sklearn.base import BaseEstimator, clone
 from overblik.models._effects import (
     FloatArray,
     Matrix,
+    check_whole,
     default_outcome_model,
     fit_inputs,
+    fit_outcome_model,
     is_binary_outcome,
     predict_inputs,
     predict_outcome,
@@ -128,15 +131,15 @@ class RiskBasedLearner(BaseEstimator):
         if self.event not in (0, 1):
             raise ValueError(f"event={self.event!r}: give 0 or 1, the outcome value whose "
                              "hazard the programme changes")
-        if self.degree < 0 or self.alpha < 0:
-            raise ValueError(f"degree={self.degree}, alpha={self.alpha}: give degree >= 0 "
-                             "and alpha >= 0")
+        check_whole(self.degree, "degree", minimum=0)
+        if not self.alpha >= 0:  # also refuses NaN
+            raise ValueError(f"alpha={self.alpha}: give a ridge penalty >= 0")
         Xa, t, yf = fit_inputs(self, X, T, y)
         if not is_binary_outcome(yf):
             raise ValueError("RiskBasedLearner needs a 0/1 outcome: it models the hazard of "
                              "an event; use DRLearner for a numeric outcome")
         model = _outcome_model(self.baseline_model, True, self.random_state)
-        self.baseline_model_ = model.fit(Xa[t == 0], yf[t == 0].astype(np.int_))
+        self.baseline_model_ = fit_outcome_model(model, True, Xa[t == 0], yf[t == 0])
         u = _log_cumulative_hazard(self._event_probability(Xa[t == 1]))
         self.centre_, self.scale_ = float(u.mean()), float(u.std()) or 1.0
         event = (yf[t == 1] == self.event).astype(np.float64)
@@ -144,19 +147,22 @@ class RiskBasedLearner(BaseEstimator):
                                      event, self.alpha)
         return self
 
+    def _multiplier(self, u: FloatArray) -> FloatArray:
+        """``g`` at baseline log cumulative hazards ``u``."""
+        return np.asarray(_design((u - self.centre_) / self.scale_, self.degree) @ self.coef_,
+                          dtype=np.float64)
+
     def log_hazard_ratio(self, X: Matrix) -> FloatArray:
         """``g(x)``: the log of the factor the programme multiplies the event's hazard by."""
         Xa = predict_inputs(self, X)
-        u = _log_cumulative_hazard(self._event_probability(Xa))
-        return np.asarray(_design((u - self.centre_) / self.scale_, self.degree) @ self.coef_,
-                          dtype=np.float64)
+        return self._multiplier(_log_cumulative_hazard(self._event_probability(Xa)))
 
     def effect(self, X: Matrix) -> FloatArray:
         """Estimated individual effects on the scale of ``y``, shape (n,)."""
         Xa = predict_inputs(self, X)
         q0 = self._event_probability(Xa)
         u = _log_cumulative_hazard(q0)
-        q1 = _cloglog_event(u + self.log_hazard_ratio(Xa))
+        q1 = _cloglog_event(u + self._multiplier(u))
         change = q1 - np.clip(q0, _EPS, 1.0 - _EPS)
         return np.asarray(change if self.event == 1 else -change, dtype=np.float64)
 
@@ -188,9 +194,13 @@ class SLearner(BaseEstimator):
         binary = is_binary_outcome(yf)
         model = _outcome_model(self.outcome_model, binary, self.random_state)
         if self.nonnegative:
+            if not isinstance(model, lgb.LGBMModel):
+                raise ValueError(f"nonnegative=True needs a LightGBM outcome model (it sets "
+                                 f"LightGBM's monotone_constraints), got "
+                                 f"{type(model).__name__}: leave outcome_model out or set "
+                                 "nonnegative=False")
             model.set_params(monotone_constraints=[0] * Xa.shape[1] + [1])
-        self.model_ = model.fit(np.column_stack([Xa, t]),
-                                yf.astype(np.int_) if binary else yf)
+        self.model_ = fit_outcome_model(model, binary, np.column_stack([Xa, t]), yf)
         return self
 
     def effect(self, X: Matrix) -> FloatArray:
@@ -224,8 +234,9 @@ class AveragedEffects(BaseEstimator):
     def fit(self, X: Matrix, T: npt.ArrayLike, y: npt.ArrayLike, *,
             groups: npt.ArrayLike | None = None) -> Self:
         """Fit every learner with every seed."""
-        if not self.estimators or self.n_seeds < 1:
-            raise ValueError("AveragedEffects needs at least one estimator and n_seeds >= 1")
+        if not self.estimators:
+            raise ValueError("AveragedEffects needs at least one estimator")
+        check_whole(self.n_seeds, "n_seeds", minimum=1)
         Xa, t, yf = fit_inputs(self, X, T, y)
         self.fitted_ = [clone(est).set_params(random_state=self.random_state + k)
                         .fit(Xa, t, yf, groups=groups)

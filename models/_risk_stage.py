@@ -44,6 +44,7 @@ from overblik.models._effects import (
     group_codes,
     kfold_splits,
     predict_outcome,
+    too_few_to_split,
 )
 
 __all__ = ["MIN_RISK_STAGE_MINORITY_ROWS", "RARE_OUTCOME_SHARE", "RISK_CV_REPEATS",
@@ -222,9 +223,9 @@ def tune_risk_stage(r: FloatArray, phi: FloatArray, groups: npt.ArrayLike | None
     of the oracle (the pseudo-outcomes' noise makes every gain look insignificant). Small
     samples are kept out by :data:`MIN_RISK_STAGE_MINORITY_ROWS` instead."""
     n = len(phi)
-    if n < 2 * n_folds or not bases:
-        return None
     g = None if groups is None else group_codes(groups)  # once: splits and SE run on codes
+    if too_few_to_split(n, n_folds, g) or not bases:
+        return None
     candidates: list[tuple[RiskBasis, float | None]] = [
         (basis, alpha) for basis in bases for alpha in (None, *RISK_PENALTIES)]
     # Held-out squared error of every candidate on every row, averaged over the repeats.

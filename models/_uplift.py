@@ -23,12 +23,23 @@ import numpy as np
 import numpy.typing as npt
 
 from overblik.models._dr_learner import DRScores
-from overblik.models._effects import FloatArray, Interval, cluster_se, z_value
+from overblik.models._effects import (
+    FloatArray,
+    Interval,
+    check_groups,
+    check_numbers,
+    check_outcome,
+    check_treatment,
+    check_whole,
+    cluster_se,
+    z_value,
+)
 
 __all__ = ["PolicyValue", "UpliftCurve", "policy_value", "qini_curve", "qini_curve_observed",
            "rate", "uplift_metrics"]
 
 RateTarget = Literal["AUTOC", "QINI"]
+_NO_INTERVAL = Interval(float("nan"), float("nan"), float("nan"))
 
 
 @dataclass(frozen=True)
@@ -61,14 +72,25 @@ class UpliftCurve:
         return float(np.sum((diff[1:] + diff[:-1]) / 2.0 * np.diff(self.share)))
 
 
-def _order(score: npt.ArrayLike, n: int) -> tuple[npt.NDArray[np.int_], npt.NDArray[np.int_]]:
+def _score(score: npt.ArrayLike, n: int | None = None, of: str = "phi") -> FloatArray:
+    """``score`` as floats: one-dimensional, finite, not empty, and (when ``n`` is given)
+    one value per row of ``of``."""
+    s = check_numbers(score, n, "score", of)
+    if len(s) == 0:
+        raise ValueError("score has no rows: a ranking needs at least one")
+    return s
+
+
+def _ranked(score: npt.ArrayLike, phi: npt.ArrayLike | DRScores
+            ) -> tuple[FloatArray, npt.NDArray[np.int_], npt.NDArray[np.int_]]:
+    """Pseudo-outcomes, and :func:`_order` of the score (one per pseudo-outcome)."""
+    p = _phi(phi)
+    order, block = _order(_score(score, len(p)))
+    return p, order, block
+
+
+def _order(s: FloatArray) -> tuple[npt.NDArray[np.int_], npt.NDArray[np.int_]]:
     """Rows by descending score, and the tie block of each sorted position."""
-    s = np.asarray(score, dtype=np.float64)
-    if s.ndim != 1 or len(s) != n:
-        raise ValueError(f"score must have one value per row ({n}), got shape {s.shape}")
-    if not np.isfinite(s).all():
-        i = int(np.flatnonzero(~np.isfinite(s))[0])
-        raise ValueError(f"score is missing or infinite at row {i}")
     order = np.argsort(-s, kind="stable")
     sorted_s = s[order]
     block = np.concatenate([[0], np.cumsum(sorted_s[1:] != sorted_s[:-1])])
@@ -115,15 +137,19 @@ def qini_curve(score: npt.ArrayLike, phi: npt.ArrayLike | DRScores, *,
     n_points : int, default 101
         Points of the curve, at evenly spaced shares from 0 to 1.
     """
-    p = _phi(phi)
-    order, block = _order(score, len(p))
+    p, order, block = _ranked(score, phi)
     cs, cw = _cumulative(p[order], np.ones(len(p)), block)
     return _curve(cs, cw, n_points)
 
 
+def _shares(n_points: int) -> FloatArray:
+    check_whole(n_points, "n_points", minimum=2, why="a curve needs at least its two ends")
+    return np.linspace(0.0, 1.0, n_points)
+
+
 def _curve(cs: FloatArray, cw: FloatArray, n_points: int) -> UpliftCurve:
     n = len(cs)
-    share = np.linspace(0.0, 1.0, n_points)
+    share = _shares(n_points)
     k = np.rint(share * n).astype(np.int_)
     total = np.r_[0.0, cs][k]
     count = np.r_[0.0, cw][k]
@@ -139,17 +165,28 @@ def qini_curve_observed(score: npt.ArrayLike, T: npt.ArrayLike, y: npt.ArrayLike
     Among the top rows, the treated rows' outcome total minus the untreated rows' total
     scaled to the treated count; per row of the population. Valid when treatment was
     random (no propensity model); use :func:`qini_curve` with DR scores otherwise.
+
+    Parameters
+    ----------
+    score : array-like of shape (n,)
+        Higher = targeted first.
+    T : array-like of shape (n,)
+        0/1 treatment (or booleans), both arms present.
+    y : array-like of shape (n,)
+        Finite outcomes.
+    n_points : int, default 101
     """
-    t = np.asarray(T).astype(np.float64)
-    yy = np.asarray(y, dtype=np.float64)
-    order, block = _order(score, len(t))
+    s = _score(score)
+    t = check_treatment(T, len(s), rows="score").astype(np.float64)
+    yy = check_outcome(y, len(s), rows="score")
+    order, block = _order(s)
     ones = np.ones(len(t))
     y1, n1 = _cumulative((t * yy)[order], ones, block)[0], _cumulative(t[order], ones, block)[0]
     y0 = _cumulative(((1 - t) * yy)[order], ones, block)[0]
     n0 = _cumulative((1 - t)[order], ones, block)[0]
     scaled = y1 - np.divide(y0 * n1, n0, out=np.zeros_like(y0), where=n0 > 0)
     n = len(t)
-    share = np.linspace(0.0, 1.0, n_points)
+    share = _shares(n_points)
     k = np.rint(share * n).astype(np.int_)
     total = np.r_[0.0, scaled][k]
     treated = np.r_[0.0, n1][k]
@@ -191,24 +228,22 @@ def rate(score: npt.ArrayLike, phi: npt.ArrayLike | DRScores, *,
         Bootstrap resamples (whole ``groups`` when given) for the standard error; the
         interval is ``estimate ± z · se``.
     groups : array-like, optional
-        Person of each row.
+        Person of each row; at least 2 persons (one would give a zero-width interval).
     alpha : float, default 0.05
     random_state : int, default 0
     """
     if target not in ("AUTOC", "QINI"):
         raise ValueError(f"target={target!r}: choose 'AUTOC' or 'QINI'")
-    if n_bootstrap < 2:
-        raise ValueError(f"n_bootstrap={n_bootstrap}: need at least 2 resamples")
+    check_whole(n_bootstrap, "n_bootstrap", minimum=2, why="need at least 2 resamples")
     z_value(alpha)
-    p = _phi(phi)
-    order, block = _order(score, len(p))
+    p, order, block = _ranked(score, phi)
     p_sorted = p[order]
     estimate = _rate_value(p_sorted, np.ones(len(p)), block, target)
     rng = np.random.default_rng(random_state)
     if groups is None:
         code, k = np.arange(len(p)), len(p)
     else:
-        _, code = np.unique(np.asarray(groups), return_inverse=True)
+        code = check_groups(groups, len(p), min_groups=2)
         k = int(code.max()) + 1
     code_sorted = code[order]
     draws = np.empty(n_bootstrap)
@@ -257,14 +292,17 @@ class PolicyValue:
         return out
 
 
-def policy_value(score: npt.ArrayLike, scores: DRScores, *, budget: float,
+def policy_value(score: npt.ArrayLike, scores: npt.ArrayLike | DRScores, *, budget: float,
                  groups: npt.ArrayLike | None = None, alpha: float = 0.05) -> PolicyValue:
     """Doubly-robust value of treating the top ``budget`` share of rows by ``score``.
 
     ``value = mean(pi * gamma1 + (1 - pi) * gamma0)`` with ``pi`` = 1 for the top
     ``round(budget * n)`` rows (ties broken by row order); the policy is taken as fixed
     (learnt on other rows), so the standard errors are those of a mean of scores,
-    clustered by ``groups``.
+    clustered by ``groups`` (at least 2 persons).
+
+    ``scores`` is :class:`DRScores`, or the pseudo-outcomes ``phi`` alone (as for
+    :func:`rate`): then ``value``, which needs ``gamma0`` and ``gamma1``, is NaN.
 
     Raises
     ------
@@ -274,22 +312,26 @@ def policy_value(score: npt.ArrayLike, scores: DRScores, *, budget: float,
     if not 0.0 < budget <= 1.0:
         raise ValueError(f"budget={budget}: give the share of rows to treat, in (0, 1]")
     z_value(alpha)
-    n = len(scores.phi)
-    order, _ = _order(score, n)
+    phi, order, _ = _ranked(score, scores)
+    n = len(phi)
     k = round(budget * n)
     pi = np.zeros(n)
     pi[order[:k]] = 1.0
-    value = pi * scores.gamma1 + (1.0 - pi) * scores.gamma0
-    gain = pi * scores.phi
-    vs_random = (pi - k / n) * scores.phi
-    treated = scores.phi[pi == 1.0]
-    g = None if groups is None else np.asarray(groups)
+    gain = pi * phi
+    vs_random = (pi - k / n) * phi
+    treated = phi[pi == 1.0]
+    g = None if groups is None else check_groups(groups, n, min_groups=2)
     g_treated = None if g is None else g[pi == 1.0]
     per_treated = (Interval.normal(float(treated.mean()), cluster_se(treated, g_treated), alpha)
-                   if k >= 2 else Interval(float("nan"), float("nan"), float("nan")))
+                   if k >= 2 else _NO_INTERVAL)
+    if isinstance(scores, DRScores):
+        value = pi * scores.gamma1 + (1.0 - pi) * scores.gamma0
+        value_iv = Interval.normal(float(value.mean()), cluster_se(value, g), alpha)
+    else:
+        value_iv = _NO_INTERVAL
     return PolicyValue(
         budget=float(budget), n_treated=k,
-        value=Interval.normal(float(value.mean()), cluster_se(value, g), alpha),
+        value=value_iv,
         gain=Interval.normal(float(gain.mean()), cluster_se(gain, g), alpha),
         gain_vs_random=Interval.normal(float(vs_random.mean()), cluster_se(vs_random, g),
                                        alpha),

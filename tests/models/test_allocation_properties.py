@@ -205,3 +205,63 @@ def test_price_of_fairness_is_the_benefit_given_up() -> None:
         assert prices[f"price_{name}"] == pytest.approx(prices["unconstrained"] - prices[name])
         assert prices[f"price_{name}"] >= -1e-9
     assert prices["both"] <= min(prices["min_share"], prices["max_access_gap"]) + 1e-9
+
+
+def test_a_minimum_share_for_a_group_nobody_in_which_benefits_is_refused() -> None:
+    p = _problem(5)
+    effects = np.asarray(p["effects"]).copy()
+    effects[np.asarray(p["groups"]) == "c"] = -0.1  # nobody in "c" is expected to benefit
+    args = {"places": p["places"], "costs": p["costs"], "budget": p["budget"],
+            "groups": p["groups"]}
+    with pytest.raises(ValueError, match=r"no one in group 'c' is expected to benefit, so a "
+                                         r"minimum share .* lower beneficiary_threshold"):
+        allocate(effects, min_share={"c": 0.1}, **args)  # type: ignore[arg-type]
+    # A share of 0 asks nothing; it is met along with the places.
+    result = allocate(effects, min_share={"c": 0.0}, **args)  # type: ignore[arg-type]
+    assert result.places_used.sum() > 0
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"beneficiary_threshold": float("nan")}, "beneficiary_threshold=nan"),
+    ({"budget": "15"}, "budget='15': give a number"),
+    ({"budget": None}, "budget=None: give a number"),
+    ({"budget": np.array([15.0])}, r"budget=array\(\[15\.\]\): give a number"),
+    ({"places": ["3", "5", "2"]}, "places must be 3 whole numbers"),
+    ({"costs": ["1", "2", "1"]}, "costs must be 3 finite numbers")])
+def test_malformed_allocation_inputs_are_refused(change: dict[str, object], match: str) -> None:
+    p = {**_problem(6), **change}
+    with pytest.raises(ValueError, match=match):
+        allocate(p.pop("effects"), **p)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"order": [0, 0, 1]}, "citizen 0 more than once"),
+    ({"order": [-1, 0]}, r"index -1, outside 0 \.\. 4"),
+    ({"order": [7]}, r"index 7, outside 0 \.\. 4"),
+    ({"order": [0.9, 1.7]}, "whole numbers"),
+    ({"places": [2.7, 0]}, "places must be 2 whole numbers"),
+    ({"places": [-2, 2]}, "places must be 2 whole numbers >= 0"),
+    ({"costs": [-1, 1]}, "costs must be 2 finite numbers >= 0"),
+    ({"costs": [1]}, "costs must be 2 finite numbers"),
+    ({"budget": float("nan")}, "budget=nan")])
+def test_allocation_by_rank_refuses_malformed_inputs(change: dict[str, object],
+                                                     match: str) -> None:
+    args: dict[str, object] = {"order": np.arange(5), "n": 5, "places": [2, 2],
+                               "costs": [1, 1], "budget": 10.0, **change}
+    with pytest.raises(ValueError, match=match):
+        allocate_by_rank(**args)  # type: ignore[arg-type]
+
+
+def test_compare_policies_needs_one_risk_per_citizen_and_a_finite_judge() -> None:
+    p = _problem(7, n=100)
+    e = np.asarray(p["effects"])
+    args = {"places": p["places"], "costs": p["costs"], "budget": p["budget"]}
+    with pytest.raises(ValueError, match=r"risk must be .* \(100\), got shape \(50,\)"):
+        compare_policies(e, risk=e[:50, 0], **args)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="risk has a missing or infinite value at row 3"):
+        compare_policies(e, risk=np.where(np.arange(100) == 3, np.nan, 1.0),
+                         **args)  # type: ignore[arg-type]
+    judge = e.copy()
+    judge[4, 0] = np.nan
+    with pytest.raises(ValueError, match="judge has a missing or infinite value for citizen 4"):
+        compare_policies(e, judge=judge, **args)  # type: ignore[arg-type]

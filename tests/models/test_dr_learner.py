@@ -15,6 +15,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from overblik.models._dr_learner import DRLearner, MultiProgrammeEffects, dr_scores
+from overblik.models._meta_learners import TLearner
 from tests.models.test_effects import Sim, simulate
 
 # Small and quick: three folds, ten bootstrap fits of the effect model.
@@ -242,3 +243,66 @@ def test_effect_contributions_sum_to_the_effect() -> None:
     flat = multi.effect_contributions(X[:5])["a"]
     np.testing.assert_allclose(flat[:, :3], 0.0)
     np.testing.assert_allclose(flat[:, 3], multi.effect(X[:5])[:, 0])
+
+
+def _three_arms(n: int = 300) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(n, 2))
+    labels = np.array(["none", "a", "b"])[rng.integers(0, 3, n)]
+    y = X[:, 0] + (labels == "a") + rng.normal(size=n)
+    return X, labels, y
+
+
+def _fast_multi(**params: object) -> MultiProgrammeEffects:
+    return MultiProgrammeEffects(learner=TLearner(outcome_model=LinearRegression()),
+                                 **params)  # type: ignore[arg-type]
+
+
+def test_multi_programme_labels_keep_their_type() -> None:
+    X, labels, y = _three_arms()
+    coded = np.select([labels == "a", labels == "b"], [1, 2], 0)
+    by_name = _fast_multi().fit(X, labels, y)
+    by_code = _fast_multi(control=0).fit(X, coded, y)
+    assert by_code.programmes_ == [1, 2]
+    np.testing.assert_array_equal(by_code.effect(X), by_name.effect(X))
+    with pytest.raises(ValueError, match=r"control label 'none' \(T's labels are \[0, 1, 2\]"):
+        _fast_multi().fit(X, coded, y)
+
+
+def test_multi_programme_refuses_missing_labels_and_short_inputs() -> None:
+    X, labels, y = _three_arms()
+    missing = labels.astype(object)
+    missing[7] = None
+    with pytest.raises(ValueError, match="T has a missing label at row 7"):
+        _fast_multi().fit(X, missing, y)
+    nan = np.where(labels == "a", np.nan, np.select([labels == "b"], [2.0], 0.0))
+    with pytest.raises(ValueError, match="T has a missing label at row"):
+        _fast_multi(control=0.0).fit(X, nan, y)
+    with pytest.raises(ValueError, match=r"y must be one-dimensional with one value per row "
+                                         r"of X \(300\), got shape \(295,\)"):
+        _fast_multi().fit(X, labels, y[:-5])
+    with pytest.raises(ValueError, match=r"groups must be .* \(300\), got shape \(295,\)"):
+        _fast_multi().fit(X, labels, y, groups=np.arange(295))
+
+
+@pytest.mark.parametrize(("groups", "match"), [
+    (np.array(["p1", "p2", "p3", None] * 75, dtype=object), "missing label at row 3"),
+    (np.column_stack([np.arange(300), np.arange(300)]), r"got shape \(300, 2\)"),
+    (np.arange(300) % 3, "3 persons for 5 cross-fitting folds")])
+def test_bad_person_groups_are_refused(sim: Sim, groups: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        DRLearner().fit(sim.X[:300], sim.T[:300], sim.y[:300], groups=groups)
+
+
+@pytest.mark.parametrize("params", [{"n_bootstrap": 2.5}, {"n_folds": 2.5}])
+def test_fractional_counts_are_refused(sim: Sim, params: dict[str, object]) -> None:
+    with pytest.raises(TypeError, match=f"{next(iter(params))}=2.5: give a whole number"):
+        DRLearner(**params).fit(sim.X[:300], sim.T[:300], sim.y[:300])  # type: ignore[arg-type]
+
+
+def test_as_many_persons_as_folds_is_enough(sim: Sim) -> None:
+    # The effect model's tuning uses 3 folds: with 2 persons it keeps the constant.
+    model = DRLearner(n_folds=2, n_bootstrap=0).fit(sim.X[:400], sim.T[:400], sim.y[:400],
+                                                     groups=np.arange(400) % 2)
+    assert model.final_rounds_ == 0
+    assert np.ptp(model.effect(sim.X[:50])) == 0.0

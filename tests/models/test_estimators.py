@@ -214,3 +214,24 @@ def test_sigmoid_recovers_a_known_temperature() -> None:
     cmap = fit_calibration("sigmoid", overconfident, y)
     assert cmap.coef == pytest.approx(0.5, abs=0.03)
     assert cmap.intercept == pytest.approx(0.0, abs=0.05)
+
+
+@pytest.mark.parametrize("kind", ["isotonic", "sigmoid"])
+def test_calibration_refuses_missing_scores_and_a_length_mismatch(kind: str) -> None:
+    raw = np.linspace(0.05, 0.95, 50)
+    y = np.arange(50) % 2
+    with pytest.raises(ValueError, match="raw has a missing or infinite value at row 0"):
+        fit_calibration(kind, np.r_[np.nan, raw[1:]], y)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"y must be .* row of raw \(50\), got shape \(40,\)"):
+        fit_calibration(kind, raw, y[:40])  # type: ignore[arg-type]
+
+
+def test_lightgbm_refuses_column_names_that_collide_once_sanitised() -> None:
+    rng = np.random.default_rng(9)
+    X = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a:b", "a,b", "c"])
+    y = (rng.random(200) < 0.3).astype(int)
+    with pytest.raises(ValueError, match="columns 'a:b' and 'a,b' of X both become 'a_b'"):
+        LightGBMRisk(n_estimators=5, n_jobs=1).fit(X, y)
+    # Distinct once sanitised: fitted, under LightGBM's names.
+    fitted = LightGBMRisk(n_estimators=5, n_jobs=1).fit(X.set_axis(["a:b", "ab", "c"], axis=1), y)
+    assert fitted.booster_.feature_name() == ["a_b", "ab", "c"]

@@ -9,6 +9,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
+from overblik.models import RiskBasedLearner
 from overblik.models._meta_learners import TLearner, XLearner
 from tests.models.test_effects import Sim, simulate
 
@@ -62,3 +63,27 @@ def test_scikit_learn_conventions(sim: Sim, cls: type) -> None:
 def test_bad_treatment_is_refused(sim: Sim, cls: type) -> None:
     with pytest.raises(ValueError, match="value 2 at row 0"):
         cls().fit(sim.X[:10], np.full(10, 2), sim.y[:10])
+
+
+def _one_class_arm(arm: int, value: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Arm ``arm``'s outcomes are all ``value``; the other arm's are 1 with chance 0.6 (0.4
+    when treated). Returns X, T, y and the difference in mean outcome (the true effect: T is
+    random)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    T = rng.integers(0, 2, 400)
+    other = (rng.random(400) < (0.6 if arm == 0 else 0.4)).astype(float)
+    y = np.where(np.equal(T, arm), value, other)
+    return X, T, y, float(y[T == 1].mean() - y[T == 0].mean())
+
+
+@pytest.mark.parametrize("cls", [TLearner, XLearner, RiskBasedLearner])
+@pytest.mark.parametrize(("arm", "value"), [(0, 1.0), (1, 1.0), (0, 0.0), (1, 0.0)])
+def test_an_arm_with_one_outcome_value_keeps_the_sign_of_the_effect(
+        cls: type, arm: int, value: float) -> None:
+    # LightGBM fitted on one class gives class 1 a probability of ~1e-15 whichever class it
+    # saw: an arm of all 1s read as all 0s and flipped the effect's sign.
+    X, T, y, truth = _one_class_arm(arm, value)
+    mean = float(cls().fit(X, T, y).effect(X).mean())
+    assert np.sign(mean) == np.sign(truth)
+    assert abs(mean - truth) < 0.1

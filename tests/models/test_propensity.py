@@ -83,3 +83,15 @@ def test_bad_trim_bounds_are_refused(trim: tuple[float, float]) -> None:
 
 def test_check_trim_accepts_strings_of_numbers() -> None:
     assert check_trim(("0.05", "0.95")) == (0.05, 0.95)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("e", "t", "match"), [
+    (np.full(4, 0.5), ["yes", "no", "yes", "no"], "T must be 0/1"),
+    (np.full(4, 0.5), [0, 2, 0, 2], "value 2 at row 1"),
+    (np.full(4, 0.5), [0, 1, 0], r"T must be .* per row of propensity \(4\)"),
+    (np.array([0.5, np.nan, 0.5, 0.5]), [0, 1, 0, 1], "propensity .* nan at row 1"),
+    (np.array([0.5, 0.5, 1.5, 0.5]), [0, 1, 0, 1], r"in \[0, 1\]; 1\.5 at row 2")])
+def test_malformed_treatment_or_propensity_is_refused(e: np.ndarray, t: list[object],
+                                                      match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        overlap_report(e, t)

@@ -3,15 +3,18 @@ hazard, follow scikit-learn conventions and refuse what they cannot model."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LinearRegression
 
 from overblik.models import AveragedEffects, RiskBasedLearner, SLearner, TLearner
 
@@ -132,3 +135,21 @@ def test_refuses_what_it_cannot_model() -> None:
         RiskBasedLearner(event=2).fit(sim.X, sim.T, sim.y)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least one estimator"):
         AveragedEffects([]).fit(sim.X, sim.T, sim.y)
+    with pytest.raises(TypeError, match=r"degree=2\.5: give a whole number"):
+        RiskBasedLearner(degree=2.5).fit(sim.X, sim.T, sim.y)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="n_seeds=0"):
+        AveragedEffects([SLearner()], n_seeds=0).fit(sim.X, sim.T, sim.y)
+    with pytest.raises(ValueError, match="nonnegative=True needs a LightGBM outcome model"):
+        SLearner(nonnegative=True, outcome_model=LinearRegression()).fit(sim.X, sim.T, sim.y)
+
+
+def test_effects_of_a_dataframe_raise_no_feature_name_warning() -> None:
+    sim = hazard_sim(600, seed=8)
+    X = pd.DataFrame(sim.X, columns=[f"f{i}" for i in range(sim.X.shape[1])])
+    model = RiskBasedLearner().fit(X, sim.T, sim.y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's "X does not have valid feature names"
+        effect = model.effect(X)
+        ratio = model.log_hazard_ratio(X)
+    assert effect.shape == ratio.shape == (600,)
+    assert np.isfinite(effect).all() and np.isfinite(ratio).all()

@@ -161,3 +161,50 @@ def test_plots_draw_curves_overlap_and_effects(trial: tuple[np.ndarray, DRScores
     effects = plot_effect_distribution(tau, ate=float(tau.mean()), trimmed=trimmed)
     labels = effects.axes[0].get_legend_handles_labels()[1]
     assert {"kept rows (n=5,900)", "trimmed rows (n=100)", f"ATE {tau.mean():.4g}"} <= set(labels)
+
+
+def test_rate_checks_its_person_groups(trial: tuple[np.ndarray, DRScores]) -> None:
+    tau, scores = trial
+    n = len(tau)
+    for groups in (np.arange(10), np.arange(2 * n)):  # shorter, longer
+        with pytest.raises(ValueError, match=rf"groups must be .* \({n}\), got shape"):
+            rate(tau, scores, n_bootstrap=5, groups=groups)
+    with pytest.raises(ValueError, match=r"groups has 1 different label.*at least 2"):
+        rate(tau, scores, n_bootstrap=5, groups=np.zeros(n))
+    with pytest.raises(ValueError, match="at least 2"):
+        policy_value(tau, scores, budget=0.2, groups=np.zeros(n))
+
+
+def test_empty_rankings_and_degenerate_curves_are_refused() -> None:
+    with pytest.raises(ValueError, match="score has no rows"):
+        rate([], [], n_bootstrap=5)
+    with pytest.raises(ValueError, match="score has no rows"):
+        qini_curve([], [])
+    with pytest.raises(ValueError, match="n_points=0: a curve needs at least its two ends"):
+        qini_curve([1.0, 0.0], [0.1, 0.2], n_points=0)
+    with pytest.raises(TypeError, match=r"n_bootstrap=2\.5"):
+        rate([1.0, 0.0], [0.1, 0.2], n_bootstrap=2.5)  # type: ignore[arg-type]
+
+
+def test_observed_qini_validates_treatment_and_outcome() -> None:
+    rng = np.random.default_rng(2)
+    s = rng.normal(size=200)
+    t = rng.integers(0, 2, 200)
+    y = rng.normal(size=200)
+    with pytest.raises(ValueError, match="y has a missing or infinite value at row 2"):
+        qini_curve_observed(s, t, np.where(np.arange(200) == 2, np.nan, y))
+    with pytest.raises(ValueError, match="T must be 0/1"):
+        qini_curve_observed(s, t * 2, y)
+    with pytest.raises(ValueError, match=r"^T must be .* row of score \(200\), got shape \(199,"):
+        qini_curve_observed(s, t[:-1], y)
+    with pytest.raises(ValueError, match=r"^y must be .* row of score \(200\), got shape \(199,"):
+        qini_curve_observed(s, t, y[:-1])
+
+
+def test_policy_value_of_pseudo_outcomes_alone(trial: tuple[np.ndarray, DRScores]) -> None:
+    tau, scores = trial
+    full = policy_value(tau, scores, budget=0.2)
+    alone = policy_value(tau, scores.phi, budget=0.2)
+    assert alone.gain == full.gain and alone.gain_vs_random == full.gain_vs_random
+    assert alone.gain_per_treated == full.gain_per_treated
+    assert np.isnan(alone.value.estimate)  # the value needs gamma0 and gamma1
