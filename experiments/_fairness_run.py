@@ -156,6 +156,7 @@ class FairnessRun:
     proxies: ProxyReport | None
     mitigation: MitigationReport | None
     places: PlacesReport | None = None
+    mitigation_skipped: str = ""  # why the mitigation comparison is missing, if it is
 
     @property
     def passed(self) -> bool:
@@ -233,20 +234,25 @@ def run_fairness(config: ExperimentConfig, *, estimator: BaseEstimator,
         step("proxies of the sensitive attributes", 0, 1)
         proxies = proxy_diagnostics(X_test.reset_index(drop=True), A_test, seed=config.seed)
     mitigation = None
+    skipped = ""
     attribute = section.mitigation.attribute
     if attribute is not None:
         step(f"mitigation on {attribute}", 0, 1)
-        mitigation = compare_mitigations(
-            estimator, X_train.reset_index(drop=True), np.asarray(y_train),
-            A_train[attribute].reset_index(drop=True), X_test.reset_index(drop=True),
-            np.asarray(y_test), A_test[attribute], criteria=section.mitigation.criteria,
-            methods=section.mitigation.methods, seed=config.seed,
-            max_train_rows=section.mitigation.max_train_rows)
+        try:
+            mitigation = compare_mitigations(
+                estimator, X_train.reset_index(drop=True), np.asarray(y_train),
+                A_train[attribute].reset_index(drop=True), X_test.reset_index(drop=True),
+                np.asarray(y_test), A_test[attribute], criteria=section.mitigation.criteria,
+                methods=section.mitigation.methods, seed=config.seed,
+                max_train_rows=section.mitigation.max_train_rows)
+        except InputError as exc:  # a comparison, not the audit: the audit stands without it
+            skipped = f"mitigation on {attribute} not compared: {exc}"
     thresholds = fairness_thresholds(config)
     verdict = thresholds.evaluate(result)
     card = model_card(config, facts, verdict)
     return FairnessRun(audit=result, verdict=verdict, thresholds=thresholds, card=card,
-                       proxies=proxies, mitigation=mitigation, places=places)
+                       proxies=proxies, mitigation=mitigation, places=places,
+                       mitigation_skipped=skipped)
 
 
 def _log_figure(fig: object, path: str) -> None:
@@ -282,6 +288,8 @@ def log_fairness(run: FairnessRun, *, model_name: str, model_version: str,
         mlflow.log_text(table.to_csv(index=False), f"{base}/proxies.csv")
         mlflow.log_text(run.proxies.feature_table().to_csv(index=False),
                         f"{base}/proxy_features.csv")
+    if run.mitigation_skipped:
+        mlflow.log_text(run.mitigation_skipped + "\n", f"{base}/mitigation_skipped.txt")
     if run.mitigation is not None:
         mlflow.log_text(run.mitigation.table().to_csv(index=False), f"{base}/mitigation.csv")
         figure = plot_tradeoff(run.mitigation)

@@ -280,9 +280,15 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
                                data_fingerprint=fingerprint, demo_data=demo,
                                test_as_of=results[-1].split.test_as_of.date(),
                                metrics=_card_metrics(results[-1]))
-            audited = _fairness(config, data, results[-1], fitted[REGISTERED],
-                                scores[REGISTERED], test_mask, facts, folder, step,
-                                places=None if effects is None else effects.places)
+            try:
+                audited = _fairness(config, data, results[-1], fitted[REGISTERED],
+                                    scores[REGISTERED], test_mask, facts, folder, step,
+                                    places=None if effects is None else effects.places)
+            except BaseException:
+                # A version without its audit must not stay registered: a board could
+                # approve and promote it without ever seeing a fairness report.
+                mlflow.MlflowClient().delete_model_version(name, model_version)
+                raise
         step("done", total, total)
         return TrainResult(run_id=run.info.run_id, tracking_uri=uri, model_name=name,
                            model_version=model_version, config_hash=config.config_hash(),

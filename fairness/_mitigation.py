@@ -235,10 +235,6 @@ def compare_mitigations(
     y_te = _outcome(y_test, n_test, "y_test")
     a_tr = _attribute(A_train, n_train, "A_train")
     a_te = _attribute(A_test, n_test, "A_test")
-    unseen = sorted(set(a_te) - set(a_tr))
-    if unseen:
-        raise InputError(f"A_test has groups {unseen} that A_train lacks: the mitigations "
-                         "learn per group, so train on rows from every group")
     X_tr = X_train.reset_index(drop=True)
     X_te = X_test.reset_index(drop=True)
     if n_train > max_train_rows:
@@ -246,6 +242,18 @@ def compare_mitigations(
                                                           replace=False))
         X_tr, y_tr, a_tr = X_tr.iloc[rows].reset_index(drop=True), y_tr[rows], \
             a_tr.iloc[rows].reset_index(drop=True)
+    # After the sample: the rows the mitigations learn from are the ones that must cover
+    # every group, each with both outcomes.
+    unseen = sorted(set(a_te) - set(a_tr))
+    if unseen:
+        raise InputError(f"A_test has groups {unseen} that A_train lacks: the mitigations "
+                         "learn per group, so train on rows from every group")
+    one_class = sorted(str(g) for g, labels in pd.Series(y_tr).groupby(a_tr.to_numpy())
+                       if labels.nunique() < 2)
+    if one_class:
+        raise InputError(f"A_train groups {one_class} have only one outcome among the training "
+                         "rows: the mitigations learn per group, so each group needs both "
+                         "outcomes (more rows, or another attribute)")
     model = _fitted(estimator, X_tr, y_tr)
     threshold = _balanced_threshold(y_tr, model.predict_proba(X_tr)[:, 1])
     proba_te = model.predict_proba(X_te)[:, 1]

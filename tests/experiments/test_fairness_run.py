@@ -189,6 +189,45 @@ def test_oracle_adds_label_bias_and_the_gate_uses_the_tag(
     assert read_records()[1].config_hash == result.config_hash
 
 
+def test_a_mitigation_that_cannot_be_compared_leaves_the_audit_standing(
+        municipality: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """200 training rows over 12 districts leave a district without a placement: the
+    comparison is skipped with its reason, and the version keeps its audit and tag."""
+    monkeypatch.setenv("OVERBLIK_DATA", str(tmp_path))
+    config = _fast("child_placement")
+    mitigation = config.fairness.mitigation.model_copy(
+        update={"max_train_rows": 200, "attribute": "district"})
+    config = config.model_copy(update={"fairness": config.fairness.model_copy(
+        update={"mitigation": mitigation})})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = train(config, clean=municipality / "clean", tracking_uri=uri)
+    mlflow.set_tracking_uri(uri)
+    skipped = _artifact(result.run_id, "fairness/mitigation_skipped.txt").read_text()
+    assert "only one outcome" in skipped
+    version = mlflow.MlflowClient().get_model_version(result.model_name, result.model_version)
+    assert version.tags[FAIRNESS_PASSED] in ("true", "false")
+
+
+def test_a_failed_audit_leaves_no_registered_version(
+        municipality: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version is registered before its audit (the card names it); when the audit step
+    fails, the version goes again, so no board can approve a model without a report."""
+    import overblik.experiments._train as train_module
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the audit broke")
+
+    monkeypatch.setenv("OVERBLIK_DATA", str(tmp_path))
+    monkeypatch.setattr(train_module, "_fairness", failing)  # fault injection
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(RuntimeError, match="the audit broke"):
+        train(_fast("child_placement"), clean=municipality / "clean", tracking_uri=uri)
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    names = [m.name for m in client.search_registered_models()]
+    assert all(not client.search_model_versions(f"name='{n}'") for n in names)
+
+
 def test_experiment_files_without_a_fairness_section_get_the_defaults() -> None:
     raw = _raw()
     raw.pop("fairness")

@@ -111,3 +111,14 @@ def test_bad_input(split: tuple) -> None:
                             a_te.where(a_te.index > 5, "refugee"))
     with pytest.raises(InputError, match="y_test has 999 rows"):
         compare_mitigations(model, X_tr, y_tr, a_tr, X_te, y_te[:-1], a_te)
+
+
+def test_a_group_with_one_outcome_is_refused_by_name(split: tuple) -> None:
+    """fairlearn's 'Degenerate labels' traceback, after the model was registered, left a
+    version without an audit; now the comparison says why it cannot be made."""
+    X_tr, y_tr, a_tr, X_te, y_te, a_te = split
+    y_one = np.where(a_tr.to_numpy() == "immigrant", 0, y_tr)
+    model = LogisticRisk(random_state=0).fit(X_tr, y_tr)
+    with pytest.raises(InputError, match=r"groups \['immigrant'\] have only one outcome"):
+        compare_mitigations(model, X_tr, y_one, a_tr, X_te, y_te, a_te,
+                            methods=("threshold_optimizer",), seed=0)
