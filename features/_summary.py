@@ -12,6 +12,7 @@ import pandas as pd
 
 from overblik.features._contracts import EVENT_SOURCES
 from overblik.features._errors import InputError
+from overblik.features._tables import EventTables
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,11 @@ def summarise_clean(clean: Path, at: date | None = None) -> CleanSummary:
     report_path = clean / "ingest_report.json"
     if not report_path.exists():
         raise InputError(f"{clean} has no ingest_report.json: run `overblik ingest` first")
+    # Through EventTables: the same checks as training (a failed ingest, a deleted or
+    # damaged file) instead of a silently smaller summary or a traceback.
+    tables = EventTables.load(clean, columns={s.name: [] for s in EVENT_SOURCES})
     report = json.loads(report_path.read_text())
-    pop = pd.read_parquet(clean / "population.parquet")
+    pop = tables.population
     reference = pd.Timestamp(at) if at else pd.Timestamp(report["today"])
     age = (reference - pop["birth_date"]).dt.days / 365.25
     bands = pd.cut(age, list(AGE_BANDS), right=False, labels=age_band_labels())
@@ -52,10 +56,9 @@ def summarise_clean(clean: Path, at: date | None = None) -> CleanSummary:
     persons: dict[str, int] = {}
     known = pd.Series(0, index=pd.Index(pop["person_id"]), dtype="int64")
     for source in EVENT_SOURCES:
-        path = clean / f"{source.name}.parquet"
-        if not path.exists():
+        if source.name not in tables.events:
             continue
-        ids = pd.read_parquet(path, columns=["person_id"])["person_id"]
+        ids = tables.events[source.name]["person_id"]
         events[source.name] = len(ids)
         distinct = ids.drop_duplicates()
         persons[source.name] = len(distinct)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,16 +44,38 @@ POPULATION_COLUMNS = ("person_id", "birth_date", "sex", "district", "household_i
 EVENT_COLUMNS = ("person_id", "event_time", "event_type")
 
 
-def _refuse_failed_ingest(clean: Path) -> None:
-    """A folder whose ingest failed (a source with no accepted row) is kept so that nothing
-    is lost, but it is not data to learn from or score with."""
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """Turn a damaged Parquet file (truncated, overwritten) into one error naming it."""
+    try:
+        yield
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{path} cannot be read as Parquet ({exc}): restore the folder or run "
+                         "`overblik ingest` again") from None
+
+
+def _ingested_silos(clean: Path) -> set[str]:
+    """The silos the ingest report says were written with rows (empty without a report).
+
+    Raises
+    ------
+    InputError
+        When the report says the ingest failed: the folder is kept so that nothing is lost,
+        but it is not data to learn from or score with.
+    """
     report = clean / "ingest_report.json"
     if not report.is_file():
-        return  # written by hand or by a test: nothing says it failed
-    errors = json.loads(report.read_text(encoding="utf-8")).get("errors") or []
+        return set()  # written by hand or by a test: nothing to hold the files against
+    try:
+        doc = json.loads(report.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError(f"{report} is not readable JSON: run `overblik ingest` again") from None
+    errors = doc.get("errors") or []
     if errors:
         raise InputError(f"{clean}: the ingest of this folder failed ({errors[0]}): fix the "
                          "extracts and run `overblik ingest` again")
+    return {name for name, s in (doc.get("sources") or {}).items()
+            if isinstance(s, dict) and (s.get("accepted") or 0) > 0}
 
 
 @dataclass(frozen=True)
@@ -98,8 +121,9 @@ class EventTables:
         if not register.is_file():
             raise InputError(f"{clean} has no population.parquet: point to the output folder "
                              "of `overblik ingest`")
-        _refuse_failed_ingest(clean)
-        pop_table = pq.read_table(register, columns=list(POPULATION_COLUMNS))
+        ingested = _ingested_silos(clean)
+        with _readable(register):
+            pop_table = pq.read_table(register, columns=list(POPULATION_COLUMNS))
         wanted: pa.Array | None = None
         if persons is not None:
             pop_table, wanted = _shard_register(pop_table, persons)
@@ -113,16 +137,20 @@ class EventTables:
                                  f"{', '.join(s.name for s in EVENT_SOURCES)}")
             path = clean / f"{name}.parquet"
             if not path.is_file():
+                if name in ingested:  # a deleted file would read as "no events" everywhere
+                    raise InputError(f"{path} is missing, but the ingest wrote it with rows: "
+                                     "restore the folder or run `overblik ingest` again")
                 continue  # silo extracts are optional: no file, no events
             read = list(dict.fromkeys([*EVENT_COLUMNS, *(c for c in cols if c != "cpr")]))
-            missing = sorted(set(read) - set(pq.read_schema(path).names))
-            if missing:
-                raise InputError(f"{path}: no column(s) {', '.join(missing)}; this folder is "
-                                 "not the output of `overblik ingest`, or the columns are "
-                                 "misspelt")
-            table = pq.read_table(path, columns=read,
-                                  filters=None if wanted is None
-                                  else pc.field("person_id").isin(wanted))
+            with _readable(path):
+                missing = sorted(set(read) - set(pq.read_schema(path).names))
+                if missing:
+                    raise InputError(f"{path}: no column(s) {', '.join(missing)}; this folder "
+                                     "is not the output of `overblik ingest`, or the columns "
+                                     "are misspelt")
+                table = pq.read_table(path, columns=read,
+                                      filters=None if wanted is None
+                                      else pc.field("person_id").isin(wanted))
             events[name] = table.to_pandas()
         return cls(population=population, events=events)
 

@@ -195,3 +195,34 @@ def test_half_quarantined_is_no_warning(tmp_path, raw_set, key):
     for row in range(30):
         raw_set.set("economy", row, "amount_dkk", "-5")
     assert run(raw_set, tmp_path, key).warnings == []
+
+
+# --- a clean folder damaged after ingest --------------------------------------------------
+def test_a_deleted_or_damaged_clean_file_is_refused(tmp_path, raw_set, key):
+    """Without its health file every health feature read as 0 (no events) and the summary
+    counted fewer siloes, silently; a damaged file gave a pyarrow traceback."""
+    from typer.testing import CliRunner
+
+    from overblik.experiments._cli import app
+
+    raw = raw_set.write(tmp_path / "raw", "parquet", typed=True)
+    clean = tmp_path / "clean"
+    ingest(raw, clean, key, today=TODAY)
+    intact = CliRunner().invoke(app, ["summary", "--clean", str(clean)])
+    assert intact.exit_code == 0, intact.output
+    report = json.loads((clean / REPORT_NAME).read_text())
+    assert report["sources"]["health"]["accepted"] > 0
+    (clean / "health.parquet").unlink()
+    for run_it in (lambda: EventTables.load(clean),
+                   lambda: CliRunner().invoke(app, ["summary", "--clean", str(clean)])):
+        try:
+            result = run_it()
+        except InputError as exc:
+            message = str(exc)
+        else:
+            assert result.exit_code == 2, result.output
+            message = result.output
+        assert "health.parquetismissing" in "".join(message.split())  # wrapped by the console
+    (clean / "health.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match=r"health\.parquet cannot be read as Parquet"):
+        EventTables.load(clean)
