@@ -213,5 +213,14 @@ class ProfileStore:
         if missing:
             raise StartupError(f"profile store {path} lacks column(s) "
                                f"{', '.join(missing[:3])}: {fix}")
-        matrix = np.ascontiguousarray(frame[features].to_numpy(dtype=np.float64))
+        numbers = frame[features].apply(pd.to_numeric, errors="coerce")
+        bad = frame[features].notna().to_numpy() & ~np.isfinite(
+            numbers.to_numpy(dtype=np.float64, na_value=np.nan))
+        if bad.any():
+            row, col = (int(v[0]) for v in np.nonzero(bad))
+            raise StartupError(f"profile store {path}: row {row + 1}, column {features[col]} is "
+                               "not a finite number (edited by hand?): " + fix)
+        if frame["person_id"].isna().any():
+            raise StartupError(f"profile store {path}: a row has no person_id: {fix}")
+        matrix = np.ascontiguousarray(numbers.to_numpy(dtype=np.float64, na_value=np.nan))
         return cls(path, meta, frame["person_id"].astype(str).tolist(), matrix)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import mlflow
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -110,6 +113,29 @@ def test_profile_store_must_fit(served: Served, tmp_path: Path) -> None:
     bad = tmp_path / "bad.parquet"
     bad.write_bytes(b"PAR1 not really")
     assert "not readable" in _refused(served, profile_store=bad)
+
+
+@pytest.mark.parametrize("value", ["abc", "1e400"])
+def test_a_hand_edited_profile_store_is_refused(served: Served, tmp_path: Path,
+                                               value: str) -> None:
+    """Text or an infinite number in a feature cell: one startup error naming the cell
+    (before: a traceback from float conversion or from the SHAP self-check)."""
+    from overblik.serving._profile_store import _sidecar
+
+    frame = pd.read_parquet(served.profiles)
+    csv = tmp_path / "store.csv"
+    frame.to_csv(csv, index=False)
+    meta = json.loads(pq.read_schema(served.profiles).metadata[b"overblik"])
+    _sidecar(csv).write_text(json.dumps(meta))
+    feature = meta["features"][0]
+    text = csv.read_text().splitlines()
+    header = text[0].split(",")
+    cells = text[3].split(",")
+    cells[header.index(feature)] = value
+    text[3] = ",".join(cells)
+    csv.write_text("\n".join(text) + "\n")
+    message = _refused(served, profile_store=csv)
+    assert f"row 3, column {feature} is not a finite number" in message
 
 
 def test_store_url_must_work(served: Served, tmp_path: Path) -> None:
