@@ -346,6 +346,13 @@ def _check_effects(config: ExperimentConfig, source: str) -> None:
                 f"{source}: section 'effects', key 'effects.programmes.{name}': {name!r} is "
                 f"not a programme acting on {config.label.outcome}; choose from "
                 f"{', '.join(known)}")
+    # Places 0 everywhere is allowed (effects for /recommend only; training notes it); a
+    # budget below every place is a unit mistake.
+    cheapest = min(c.cost for c in config.effects.programmes.values())
+    if config.effects.budget is not None and config.effects.budget < cheapest:
+        raise InputError(f"{source}: section 'effects', key 'effects.budget': "
+                         f"{config.effects.budget:g} is below the cheapest place ({cheapest:g}), "
+                         "so nothing can be allocated: raise the budget or use null for none")
     access = config.effects.access
     if access is not None and access.attribute not in config.sensitive_attributes:
         raise InputError(

@@ -330,7 +330,7 @@ def estimate_effects(table: EffectsTable, *, trim: tuple[float, float] = (0.01, 
         "overlap": overlap.as_dict(),
         "warnings": warnings,
     }
-    return EffectsResult(summary=_finite(summary), cate=cate, propensity=learner.propensity_,
+    return EffectsResult(summary=strict_json(summary), cate=cate, propensity=learner.propensity_,
                          T=table.T, trim=trim)
 
 
@@ -359,12 +359,12 @@ def _extrapolation_warning(propensity: np.ndarray, T: np.ndarray, trimmed: np.nd
             "the treatment, or is measured after it, is no confounder)"]
 
 
-def _finite(value: Any) -> Any:
-    """NaN/inf as null: ``effects.json`` must be strict JSON."""
+def strict_json(value: Any) -> Any:
+    """NaN/inf as null, numpy scalars as Python ones: the JSON files must be strict JSON."""
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: strict_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [strict_json(v) for v in value]
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     if isinstance(value, np.integer):

@@ -34,6 +34,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from overblik.experiments._config import ExperimentConfig
+from overblik.experiments._effects_file import strict_json
 from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
 from overblik.fairness._places import PlacesReport, places_by_group
 from overblik.features._effects_data import CONTROL, EffectsDataset, build_effects_dataset
@@ -139,6 +140,9 @@ def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSp
     X = data.X.to_numpy(dtype=np.float64)
     person = data.rows["person_id"].astype(str).to_numpy()
     notes: list[str] = []
+    if not any(section.programmes[p].places for p in programmes):
+        notes.append("every programme has 0 places: the effects are estimated (for /recommend) "
+                     "but no place is allocated (every policy's benefit is 0)")
     for p in programmes:
         n_treated = int(((data.programme == p) & train).sum())
         if n_treated < 2 * MIN_ARM_ROWS:
@@ -296,8 +300,8 @@ def log_effects(run: EffectsRun, folder: Path) -> Path:
     for name, figure in run.figures.items():
         mlflow.log_figure(figure, f"{EFFECTS_ARTIFACTS}/{name}")
         plt.close(figure)
-    mlflow.log_text(json.dumps(run.summary(), indent=1, default=_json_default),
-                    f"{EFFECTS_ARTIFACTS}/summary.json")
+    mlflow.log_text(json.dumps(strict_json(run.summary()), indent=1, default=_json_default,
+                               allow_nan=False), f"{EFFECTS_ARTIFACTS}/summary.json")
     if run.comparison is not None:
         mlflow.log_text(pd.DataFrame(run.comparison.as_rows()).to_csv(index=False),
                         f"{EFFECTS_ARTIFACTS}/allocation_comparison.csv")

@@ -76,6 +76,8 @@ def test_hash_is_stable_and_changes_with_content() -> None:
          ["as_of", "validation", "split"]),
         (lambda r: r["as_of"].__setitem__("end", r["as_of"]["start"]), ["as_of", "split"]),
         (lambda r: r.__setitem__("seed", -1), ["seed", "greater than or equal to 0"]),
+        (lambda r: r["effects"].__setitem__("budget", 10),
+         ["effects.budget", "below the cheapest place (60)"]),
         (lambda r: r.__setitem__("sensitive_attributes", []), ["sensitive_attributes"]),
         (lambda r: r.__setitem__("sensitive_attributes", ["sex", "sex", "origin"]),
          ["sensitive_attributes", "sex", "more than once"]),
