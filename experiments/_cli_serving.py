@@ -47,6 +47,34 @@ def _store(url: str | None) -> str:
     return url or default_store_url()
 
 
+def _check_host(host: str) -> None:
+    """BentoML binds an IP address (or localhost); anything else fails after startup."""
+    import ipaddress
+
+    if host == "localhost":
+        return
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise InputError(f"--host {host!r} is not an IP address: give e.g. 127.0.0.1 (this "
+                         "machine only) or 0.0.0.0 (every interface)") from None
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """A port in use fails inside BentoML with a traceback: say so before starting."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the server binds: a port left in TIME_WAIT by a stopped server is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise InputError(f"--port {port} on {host} cannot be used ({exc.strerror}): "
+                             "another service listens there; choose another --port") from None
+
+
 @app.command()
 def serve(
     model: ModelOption = "overblik-child-placement",
@@ -105,6 +133,17 @@ def serve(
     if not any(k.role == "caseworker-system" for k in keys):
         console.print("[yellow]no active caseworker-system key:[/] create one with "
                       "`overblik keys create --role caseworker-system --name NAME`")
+    if engine.store.meta.model_version != m.version:
+        console.print(f"[yellow]note:[/] the profile store was built for version "
+                      f"{engine.store.meta.model_version}; the features are the same, but "
+                      f"rebuild it with `overblik profiles` to serve version {m.version}'s own")
+    try:
+        _check_host(host)
+        if not check:
+            _check_port_free(host, port)
+    except InputError as exc:
+        fail(str(exc))
+        return
     if check:
         return
     from overblik.serving._service import STOP_ON_FAILURE_ENV, WORKERS_ENV

@@ -205,7 +205,10 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
 
     from overblik.experiments._tracking import use_tracking
 
-    use_tracking(tracking_uri)
+    try:  # an existing registry only: MLflow would create an empty database at a typo
+        use_tracking(tracking_uri, must_exist=True)
+    except InputError as exc:
+        raise StartupError(str(exc)) from None
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     mv = _version(client, name, alias)
     version = str(mv.version)

@@ -160,6 +160,29 @@ def test_cli_serve_check(served: Served) -> None:
     assert "has not been reviewed" in said and "Traceback" not in said
 
 
+def test_cli_serve_refuses_a_bad_host_port_or_registry(served: Served, tmp_path: Path) -> None:
+    """Each was a traceback from BentoML after 'serving on ...', or an empty MLflow database
+    created at a mistyped path."""
+    import socket
+
+    common = ["--profiles", str(served.profiles), "--store", served.store_url, "--demo-key"]
+    registry = ["--tracking-uri", served.tracking_uri]
+    host = runner.invoke(app, ["serve", "--check", *registry, *common, "--host", "not a host"])
+    assert host.exit_code == 2 and "is not an IP address" in " ".join(host.output.split())
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = runner.invoke(app, ["serve", *registry, *common, "--port", str(port)])
+    said = " ".join(taken.output.split())
+    assert taken.exit_code == 2 and f"--port {port}" in said and "Traceback" not in said
+    missing = tmp_path / "nothere.db"
+    typo = runner.invoke(app, ["serve", "--check", "--tracking-uri", f"sqlite:///{missing}",
+                               *common])
+    assert typo.exit_code == 2 and "no such file" in " ".join(typo.output.split())
+    assert not missing.exists()
+
+
 @pytest.mark.parametrize(("damage", "words"), [("corrupt", "are corrupt"),
                                                 ("features", "fitted on other features")])
 def test_damaged_effect_models_are_refused(served: Served, tmp_path: Path, damage: str,
