@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -263,7 +264,11 @@ def example_request(
             raise InputError(f"--endpoint {endpoint!r}: give score or recommend")
         if not store.is_file():
             raise InputError(f"no profile store at {store}: run `overblik profiles` first")
-        meta = json.loads((pq.read_schema(store).metadata or {}).get(b"overblik", b"{}"))
+        try:
+            meta = json.loads((pq.read_schema(store).metadata or {}).get(b"overblik", b"{}"))
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{store} is not a profile store ({exc}): run `overblik "
+                             "profiles`") from None
         if not meta.get("demo_data") or meta.get("key_fingerprint") != demo_key().fingerprint:
             raise InputError(f"{store} was not built from synthetic data with the demo key; "
                              "example requests are for the demo only")
@@ -272,8 +277,16 @@ def example_request(
                              "`overblik generate` wrote")
         if not api_key_file.is_file():
             raise InputError(f"--api-key-file {api_key_file}: no such file")
-        members = set(pd.read_parquet(store, columns=["person_id"])["person_id"].astype(str))
-        cprs = pd.read_parquet(population, columns=["cpr"])["cpr"].astype(str)
+        if not api_key_file.read_text(encoding="utf-8", errors="replace").strip():
+            raise InputError(f"--api-key-file {api_key_file} is empty: write the key "
+                             "`overblik keys create` printed into it")
+        try:
+            members = set(pd.read_parquet(store, columns=["person_id"])["person_id"].astype(str))
+            cprs = pd.read_parquet(population, columns=["cpr"])["cpr"].astype(str)
+        except (OSError, ValueError, KeyError) as exc:  # pyarrow's errors are ValueErrors
+            raise InputError(f"--raw {raw} or --profiles {store} cannot be read ({exc}): give "
+                             "the raw folder `overblik generate` wrote and the store "
+                             "`overblik profiles` wrote") from None
         key = demo_key()
         cpr = next((c for c in cprs if pseudonymise_one(c, key) in members), None)
         if cpr is None:
@@ -283,8 +296,10 @@ def example_request(
         fail(str(exc))
         return
     body = json.dumps({"cpr": cpr, "top": 3})
-    print(f"curl -s -X POST http://{host}:{port}/{endpoint} "
-          f"-H \"Authorization: Bearer $(cat {api_key_file})\" "
+    # Quoted for the shell: a host or path with spaces or ';' must stay one argument.
+    url = shlex.quote(f"http://{host}:{port}/{endpoint}")
+    print(f"curl -s -X POST {url} "
+          f"-H \"Authorization: Bearer $(cat {shlex.quote(str(api_key_file))})\" "
           f"-H 'Content-Type: application/json' -H 'Accept-Language: en' -d '{body}'")
 
 

@@ -93,3 +93,23 @@ def test_example_request(served: Served, tmp_path: Path) -> None:
     refused = runner.invoke(app, ["example-request", "--raw", str(served.root / "m" / "raw"),
                                   "--api-key-file", str(key_file), "--profiles", str(other)])
     assert refused.exit_code == 2 and "demo" in refused.output
+    # A clean folder for --raw, a store that is not Parquet, an empty key file: one message.
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    for args, words in (
+            (["--raw", str(served.root / "clean"), "--api-key-file", str(key_file)],
+             "cannot be read"),
+            (["--raw", str(served.root / "m" / "raw"), "--api-key-file", str(key_file),
+              "--profiles", str(garbage)], "is not a profile store"),
+            (["--raw", str(served.root / "m" / "raw"), "--api-key-file", str(empty)],
+             "is empty")):
+        defaults = [] if "--profiles" in args else ["--profiles", str(served.profiles)]
+        bad = runner.invoke(app, ["example-request", *args, *defaults])
+        assert bad.exit_code == 2, bad.output
+        assert words in " ".join(bad.output.split()) and "Traceback" not in bad.output
+    spaced = runner.invoke(app, ["example-request", "--raw", str(served.root / "m" / "raw"),
+                                 "--api-key-file", str(key_file), "--profiles",
+                                 str(served.profiles), "--host", "a b;rm -rf"])
+    assert spaced.exit_code == 0 and "'http://a b;rm -rf:3000/score'" in spaced.output
