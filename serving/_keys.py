@@ -96,7 +96,7 @@ class KeyStore:
         """
         if role not in ROLES:
             raise InputError(f"--role {role!r} is not a role; choose from {', '.join(ROLES)}")
-        if not _NAME.match(name) or contains_cpr(name):
+        if not _NAME.match(name) or not name.strip() or contains_cpr(name):
             raise InputError("--name: give 1-100 letters, digits, spaces or .,:()/- naming the "
                              "system that uses the key (e.g. 'Nexus familieafdeling'), and no "
                              "CPR number")

@@ -126,6 +126,12 @@ def test_registered_challenger_returns_probabilities(placement_run: TrainResult,
     assert ((proba >= 0) & (proba <= 1)).all()
     assert len(np.unique(proba)) > 5  # probabilities, not class labels
     assert len(preds) > 0
+    # No rows: no probabilities; an infinite value: one error naming row and column.
+    assert len(model.predict(data.X.head(0))) == 0
+    broken = data.X.head(3).copy()
+    broken.iloc[1, 0] = np.inf
+    with pytest.raises(Exception, match=f"row 1, column {broken.columns[0]} is infinite"):
+        model.predict(broken)
 
 
 def test_oracle_comparison_is_logged(placement_run: TrainResult, municipality: Path,

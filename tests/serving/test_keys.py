@@ -63,7 +63,8 @@ def test_cache_hides_revocation_only_for_its_time(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("role", "name"), [("boss", "x"), ("admin", ""), ("admin", "x" * 101),
-                                            ("admin", "borger 010190-1234")])
+                                            ("admin", "borger 010190-1234"),
+                                            ("admin", "   "), ("admin", "borger 01.01.90-1234")])
 def test_bad_role_or_name_is_refused(keys: KeyStore, role: str, name: str) -> None:
     with pytest.raises(InputError):
         keys.create(role, name)
