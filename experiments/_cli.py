@@ -245,6 +245,8 @@ def train(
                       f"'challenger'; MLflow run {result.run_id}")
     if result.effects is not None:
         out_console.print(_effects_table(config, result.effects, comparison))
+        for warning in result.effects_warnings:
+            console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     if result.fairness_passed is not None:
         verdict = "met" if result.fairness_passed else "MISSED"
         out_console.print(f"fairness audit: the experiment's thresholds were {verdict}; the "

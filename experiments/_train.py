@@ -94,6 +94,7 @@ class TrainResult:
     splits: list[SplitResult]
     fairness_passed: bool | None = None  # the audit's verdict (tagged overblik.fairness_passed)
     effects: dict[str, float] | None = None  # effects step: metrics (None without the section)
+    effects_warnings: tuple[str, ...] = ()  # e.g. poor overlap; also in MLflow
 
     @property
     def final(self) -> dict[str, RiskMetrics]:
@@ -294,7 +295,8 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
                            model_version=model_version, config_hash=config.config_hash(),
                            data_fingerprint=fingerprint, splits=results,
                            fairness_passed=audited.passed,
-                           effects=None if effects is None else effects.metrics)
+                           effects=None if effects is None else effects.metrics,
+                           effects_warnings=() if effects is None else effects.warnings)
 
 
 def _card_metrics(final: SplitResult) -> dict[str, float]:

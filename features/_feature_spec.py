@@ -54,6 +54,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictInt,
     Tag,
     ValidationError,
     ValidationInfo,
@@ -251,7 +252,7 @@ class EventBlock(_Block):
     source: str
     event_types: tuple[str, ...] | None = None
     household: bool = False
-    windows_days: tuple[int, ...] = Field(min_length=1)
+    windows_days: tuple[StrictInt, ...] = Field(min_length=1)
     aggregations: tuple[EventAggregation, ...] = Field(min_length=1)
     value: str | None = Field(default=None, validate_default=True)
     purpose: str | None = Field(default=None, pattern=_NAME)
@@ -358,7 +359,7 @@ class SpellBlock(_Block):
     source: str
     spell: SpellDef
     aggregations: tuple[SpellAggregation, ...] = Field(min_length=1)
-    windows_days: tuple[int, ...] = Field(default=(), validate_default=True)
+    windows_days: tuple[StrictInt, ...] = Field(default=(), validate_default=True)
     purpose: str = Field(default="history", pattern=_NAME)
 
     @field_validator("source")
@@ -406,7 +407,7 @@ class CrossSiloBlock(_Block):
     living in the municipality, the person included) has an event in each window."""
 
     source: Literal["cross_silo"]
-    windows_days: tuple[int, ...] = Field(min_length=1)
+    windows_days: tuple[StrictInt, ...] = Field(min_length=1)
     household: bool = True
     sources: tuple[str, ...] = SILO_NAMES
     purpose: str = Field(default="need", pattern=_NAME)

@@ -202,6 +202,8 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
         "feature_stage_rounds": learner.final_rounds_}
     assert {r["policy"] for r in summary["allocation"]["policies"]} == {
         "effect", "risk", "random"}
+    # The warnings the console prints are the run's.
+    assert list(placement_run.effects_warnings) == summary["warnings"]
     assert "effects_family_support_test_autoc" in metrics
 
 

@@ -242,3 +242,12 @@ def test_required_columns_and_no_event_value() -> None:
     assert cols["digital"] == ["person_id", "event_time", "event_type"]  # via cross_silo
     assert set(cols) == {s.name for s in EVENT_SOURCES}
     assert no_event_days(365) == 4015.0
+
+
+@pytest.mark.parametrize("window", [True, 365.5])
+def test_a_window_must_be_a_whole_number_of_days(window: object) -> None:
+    """YAML's `true` was read as a window of 1 day."""
+    block = {"source": "health", "event_types": ["gp_contact"], "windows_days": [window],
+             "aggregations": ["count"]}
+    with pytest.raises(InputError, match=r"features\[0\]\.windows_days\[0\]"):
+        parse_feature_spec([block])
