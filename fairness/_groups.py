@@ -19,11 +19,15 @@ import scipy.sparse as sp
 
 from overblik.features._errors import InputError
 
-__all__ = ["MISSING", "SEP", "GroupIndex", "Grouping", "build_groups", "check_aligned",
-           "encode_attribute", "resolve_references"]
+__all__ = ["MAX_GROUPS", "MISSING", "SEP", "GroupIndex", "Grouping", "build_groups",
+           "check_aligned", "encode_attribute", "resolve_references"]
 
 MISSING = "(missing)"
 SEP = "&"
+# An audit compares groups, each large enough to estimate a rate; a column with more
+# distinct values than this is a measurement (age in years, income) or an identifier, and
+# would be split into cells too small to report, silently.
+MAX_GROUPS = 50
 IntArray = npt.NDArray[np.int64]
 
 
@@ -113,7 +117,9 @@ def encode_attribute(column: pd.Series) -> tuple[IntArray, tuple[str, ...]]:
     Raises
     ------
     InputError
-        When every value of the column is missing.
+        When every value of the column is missing, when it has more than
+        :data:`MAX_GROUPS` distinct values, or when two distinct values read the same
+        (``1`` and ``"1"``): they would be two groups with one name.
     """
     name = str(column.name)
     if isinstance(column.dtype, pd.CategoricalDtype):
@@ -137,7 +143,17 @@ def encode_attribute(column: pd.Series) -> tuple[IntArray, tuple[str, ...]]:
     recode = np.full(len(values) + 1, len(present), dtype=np.int64)  # last: missing
     recode[present] = np.arange(len(present))
     codes = recode[raw]  # raw == -1 picks the last entry
+    if len(present) > MAX_GROUPS:
+        examples = ", ".join(_name(values[i]) for i in present[:3])
+        raise InputError(f"sensitive column {name!r} has {len(present):,} distinct values "
+                         f"({examples}, ...): an audit compares groups, at most {MAX_GROUPS}; "
+                         "band a measurement first (e.g. age in years as age bands) and leave "
+                         "identifiers out")
     names = [_name(values[i]) for i in present]
+    clash = _same_name(names, [values[i] for i in present])
+    if clash:
+        raise InputError(f"sensitive column {name!r} holds {clash}, which read the same: "
+                         "give the column one type (e.g. all text) so each group has one name")
     if missing.any():
         names.append(MISSING)
     return codes, tuple(names)
@@ -148,6 +164,18 @@ def _name(value: object) -> str:
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)
+
+
+def _same_name(names: list[str], values: list[object]) -> str:
+    """The first two distinct values with the same name, described; '' when none."""
+    seen: dict[str, object] = {}
+    for label, value in zip(names, values, strict=True):
+        if label in seen:
+            first = seen[label]
+            return (f"{first!r} ({type(first).__name__}) and {value!r} "
+                    f"({type(value).__name__})")
+        seen[label] = value
+    return ""
 
 
 def _compress(keys: IntArray) -> tuple[IntArray, IntArray]:

@@ -19,6 +19,7 @@ from fairlearn.metrics import (
 from sklearn.metrics import precision_score, roc_auc_score
 
 from overblik.fairness import METRICS, AuditResult, audit
+from overblik.fairness._groups import MAX_GROUPS
 from overblik.features import InputError
 from overblik.models import ece
 
@@ -279,6 +280,8 @@ A = pd.DataFrame({"sex": list("FMFMFM")})
     ({"sensitive": A.assign(origin=[None] * 6)}, "sensitive column 'origin' is missing for "
                                                  "every row"),
     ({"sensitive": A.iloc[:, :0]}, "sensitive has no columns"),
+    ({"sensitive": A.assign(g=pd.Series([1, "1", 2, "2", 1, 2], dtype=object))},
+     "sensitive column 'g' holds 1 (int) and '1' (str), which read the same"),
     ({"reference": {"origin": "danish"}}, "reference names attribute 'origin'"),
     ({"reference": {"sex": "X"}}, "reference sex='X': no row has this value"),
     ({"min_count": 0}, "min_count=0"),
@@ -292,3 +295,18 @@ def test_bad_input_is_one_clear_error(kwargs: dict, needle: str) -> None:
     with pytest.raises(InputError) as err:
         audit(y, s, a, **args)
     assert needle in str(err.value)
+
+
+def test_a_measurement_is_refused_not_split_into_tiny_groups() -> None:
+    # Age in years has a group per value: every cell would be suppressed as too small and
+    # the audit would compare nothing without saying why.
+    rng = np.random.default_rng(0)
+    n = 600
+    age = pd.DataFrame({"age": rng.integers(18, 90, n)})
+    with pytest.raises(InputError) as err:
+        audit(rng.integers(0, 2, n), rng.random(n), age, threshold=0.5, n_boot=0)
+    assert f"sensitive column 'age' has {age['age'].nunique()} distinct values" in str(err.value)
+    assert f"at most {MAX_GROUPS}" in str(err.value) and "band" in str(err.value)
+    banded = pd.DataFrame({"age": pd.cut(age["age"], [17, 29, 49, 69, 90]).astype(str)})
+    result = audit(rng.integers(0, 2, n), rng.random(n), banded, threshold=0.5, n_boot=0)
+    assert {g.group for g in result.groups if g.attribute == "age"} == set(banded["age"])

@@ -69,3 +69,13 @@ def test_bad_input_names_the_problem() -> None:
         proxy_diagnostics(X, pd.DataFrame({"g": ["a"] * 9}))
     with pytest.raises(InputError, match="sensitive column 'g' is missing for every row"):
         proxy_diagnostics(X, pd.DataFrame({"g": [None] * 10}))
+
+
+def test_a_continuous_attribute_is_refused() -> None:
+    # Before, each age was a class, classes rarer than the folds were dropped and the AUC
+    # came from a few dozen rows, silently.
+    rng = np.random.default_rng(1)
+    age = rng.uniform(18, 80, 300).round(1)
+    X = pd.DataFrame({"x": age + rng.normal(0, 1, 300)})
+    with pytest.raises(InputError, match=r"sensitive column 'age' has .* distinct values"):
+        proxy_diagnostics(X, pd.DataFrame({"age": age}))
