@@ -74,7 +74,9 @@ class ReviewRecord:
 
     ``fairness_passed`` is the version's audit verdict at the time (None: no audit tag);
     ``previous_champion`` is the version behind ``champion`` before a promotion (None:
-    there was none); ``detail`` says why a promotion was refused.
+    there was none); ``detail`` says why a promotion was refused; ``registry`` is the
+    MLflow store the decision took effect in (its URI without a password; None in records
+    written before it was kept), so records of several stores in one file are told apart.
     """
 
     event: Event
@@ -90,6 +92,7 @@ class ReviewRecord:
     overrides_fairness: bool | None = None
     previous_champion: str | None = None
     detail: str | None = None
+    registry: str | None = None
 
     def to_json(self) -> str:
         """One line of JSON (UTF-8 text, keys in field order)."""

@@ -152,6 +152,7 @@ def review(
     decision, with time (UTC), reviewer, reason, the audit verdict, run id and config
     hash, to data/reviews.jsonl, which is never rewritten.
     """
+    from overblik.experiments._approval import reviews_path
     from overblik.experiments._review import review as run_review
     from overblik.experiments._tracking import use_tracking
 
@@ -172,7 +173,7 @@ def review(
         fail(str(exc))
         return
     out_console.print(f"{entry.model} version {entry.version}: {entry.decision} by {entry.by} "
-                      f"at {entry.time}")
+                      f"at {entry.time}; recorded in {reviews_path()}")
     if entry.decision == "approved" and entry.fairness_passed is not True \
             and not entry.overrides_fairness:
         audit_state = ("has no fairness audit" if entry.fairness_passed is None
@@ -195,15 +196,21 @@ def promote(
     or the approval overrides a failed (or missing) audit with a reason. Every promotion
     and every refusal is appended to data/reviews.jsonl with the previous champion.
     """
+    from overblik.experiments._approval import reviews_path
+    from overblik.experiments._review import PromotionRefused
     from overblik.experiments._review import promote as run_promote
     from overblik.experiments._tracking import use_tracking
 
     try:
         use_tracking(tracking_uri, must_exist=True)
         done = run_promote(model, version)
+    except PromotionRefused as exc:
+        fail(f"{exc} (the refusal is recorded in {reviews_path()})")
+        return
     except InputError as exc:
         fail(str(exc))
         return
     before = (f"(was version {done.previous_champion})" if done.previous_champion
               else "(there was no champion)")
-    out_console.print(f"{done.model} version {done.version} is now 'champion' {before}")
+    out_console.print(f"{done.model} version {done.version} is now 'champion' {before}; "
+                      f"recorded in {reviews_path()}")

@@ -27,6 +27,7 @@ from overblik.experiments._approval import (
     utc_now,
     write_approval,
 )
+from overblik.experiments._tracking import without_password
 from overblik.features._errors import InputError
 
 __all__ = ["MAX_REASON_CHARS", "Promotion", "PromotionRefused", "promote", "review"]
@@ -124,7 +125,8 @@ def review(name: str, version: str, *, decision: Decision, by: str, reason: str,
     entry = ReviewRecord(event="review", time=utc_now(), model=name, version=version,
                          run_id=mv.run_id, config_hash=mv.tags.get("overblik.config_hash"),
                          fairness_passed=_fairness_passed(mv), decision=decision, by=by,
-                         reason=reason, overrides_fairness=override_fairness)
+                         reason=reason, overrides_fairness=override_fairness,
+                         registry=without_password(mlflow_client.tracking_uri))
     # The record first: a crash in between leaves a recorded decision not yet in effect,
     # never a decision in effect that the record lacks.
     append_record(entry, record)
@@ -187,7 +189,8 @@ def promote(name: str, version: str, *, client: mlflow.MlflowClient | None = Non
         decision=approval.decision if approval else None,
         by=approval.by if approval else None, reason=approval.reason if approval else None,
         overrides_fairness=approval.overrides_fairness if approval else None,
-        previous_champion=previous, detail=why)
+        previous_champion=previous, detail=why,
+        registry=without_password(mlflow_client.tracking_uri))
     if why is not None:
         append_record(entry, record)
         raise PromotionRefused(f"promotion refused: {why}")

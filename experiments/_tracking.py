@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow import MlflowClient
@@ -18,6 +19,15 @@ DATA_ENV = "OVERBLIK_DATA"
 def data_dir() -> Path:
     """The project's (git-ignored) data folder: ``$OVERBLIK_DATA`` or ``./data``."""
     return Path(os.environ.get(DATA_ENV, "data")).resolve()
+
+
+def without_password(uri: str) -> str:
+    """``uri`` with any password left out, for records and messages."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}@{host}"))
 
 
 def default_tracking_uri() -> str:

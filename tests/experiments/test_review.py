@@ -27,6 +27,7 @@ from overblik.experiments._approval import (
 )
 from overblik.experiments._cli import app
 from overblik.experiments._review import PromotionRefused, promote, review
+from overblik.experiments._tracking import without_password
 from overblik.features import InputError
 
 runner = CliRunner()
@@ -145,6 +146,8 @@ def test_record_has_every_review_and_promotion_in_order(model: str) -> None:
         assert r.model == model and r.run_id == runs[r.version]
         assert r.config_hash == ("hash-true" if r.version == "1" else "hash-false")
     assert records[4].overrides_fairness is True and records[4].reason == "r3"
+    # Which store each decision took effect in: a record may hold several stores' decisions.
+    assert {r.registry for r in records} == {mlflow.get_tracking_uri()}
     # One JSON object per line, readable without overblik.
     lines = reviews_path().read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["event"] for line in lines] == [r.event for r in records]
@@ -216,13 +219,15 @@ def test_cli_review_and_promote(model: str, uri: str) -> None:
     result = runner.invoke(app, ["promote", model, "2", *base])
     assert result.exit_code == 2
     assert "missed its fairness thresholds" in _text(result.output)
+    assert f"(the refusal is recorded in {reviews_path()})" in _text(result.output)
     result = runner.invoke(app, ["review", model, "2", "--approve", "--override-fairness",
                                  "--by", "Demo ethics board", "--reason", "accepted gap",
                                  *base])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["promote", model, "2", *base])
     assert result.exit_code == 0, result.output
-    assert "version 2 is now 'champion' (there was no champion)" in _text(result.output)
+    assert (f"version 2 is now 'champion' (there was no champion); recorded in "
+            f"{reviews_path()}") in _text(result.output)
     assert _champion(model) == "2"
     assert [r.event for r in read_records()] == ["promotion_refused", "review",
                                                  "promotion_refused", "review", "promotion"]
@@ -250,3 +255,13 @@ def test_cli_unknown_model_exits_2_naming_it(model: str, uri: str) -> None:
     assert result.exit_code == 2
     assert "'overblik-missing' is not registered" in _text(result.output)
     assert model in _text(result.output)  # the registered ones are listed
+
+
+@pytest.mark.parametrize(("uri", "kept"), [
+    ("postgresql://board:s3cret@db.example:5432/mlflow", "postgresql://board@db.example:5432/mlflow"),
+    ("https://user:pw@mlflow.example/", "https://user@mlflow.example/"),
+    ("sqlite:////srv/data/mlflow.db", "sqlite:////srv/data/mlflow.db"),
+    ("postgresql://board@db.example/mlflow", "postgresql://board@db.example/mlflow"),
+])
+def test_the_record_keeps_the_store_without_its_password(uri: str, kept: str) -> None:
+    assert without_password(uri) == kept
