@@ -200,6 +200,7 @@ class SLearner(BaseEstimator):
                                  f"{type(model).__name__}: leave outcome_model out or set "
                                  "nonnegative=False")
             model.set_params(monotone_constraints=[0] * Xa.shape[1] + [1])
+        _check_arms_can_split(model, t)
         self.model_ = fit_outcome_model(model, binary, np.column_stack([Xa, t]), yf)
         return self
 
@@ -210,6 +211,26 @@ class SLearner(BaseEstimator):
         return np.asarray(predict_outcome(self.model_, np.column_stack([Xa, ones]))
                           - predict_outcome(self.model_, np.column_stack([Xa, zeros])),
                           dtype=np.float64)
+
+
+def _check_arms_can_split(model: Any, t: npt.NDArray[Any]) -> None:
+    """Refuse a LightGBM model whose leaves need more rows than the smaller arm has.
+
+    Splitting on the treatment needs ``min_child_samples`` rows on each side; with fewer,
+    no tree can split on it and every estimated effect is exactly 0, whatever the data.
+    """
+    if not isinstance(model, lgb.LGBMModel):
+        return
+    leaf_rows = int(model.get_params()["min_child_samples"])
+    treated = int(np.count_nonzero(t))
+    smaller = min(treated, len(t) - treated)
+    if smaller < leaf_rows:
+        arm = "treated" if treated <= len(t) - treated else "untreated"
+        raise ValueError(f"SLearner: the {arm} arm has {smaller} rows, fewer than the "
+                         f"outcome model's {leaf_rows} rows a leaf (min_child_samples), so "
+                         "it could never split on the treatment and every effect would be "
+                         "0: use TLearner or DRLearner, more rows, or an outcome_model with "
+                         "a smaller min_child_samples")
 
 
 class AveragedEffects(BaseEstimator):

@@ -143,6 +143,22 @@ def test_refuses_what_it_cannot_model() -> None:
         SLearner(nonnegative=True, outcome_model=LinearRegression()).fit(sim.X, sim.T, sim.y)
 
 
+def test_s_learner_refuses_an_arm_too_small_to_split_on() -> None:
+    # 30 treated rows, 40 rows a leaf: the treatment could never be split on, and every
+    # effect came out exactly 0 although the treated do much better here.
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(400, 3))
+    T = np.zeros(400, dtype=int)
+    T[:30] = 1
+    y = 1.0 * T + X[:, 0] + rng.normal(0, 0.1, 400)
+    with pytest.raises(ValueError, match="the treated arm has 30 rows, fewer than the outcome "
+                                         "model's 40 rows a leaf"):
+        SLearner().fit(X, T, y)
+    small_leaves = lgb.LGBMRegressor(min_child_samples=10, n_estimators=100, verbose=-1)
+    tau = SLearner(outcome_model=small_leaves).fit(X, T, y).effect(X)
+    assert 0.5 < float(np.mean(tau)) < 1.5
+
+
 def test_effects_of_a_dataframe_raise_no_feature_name_warning() -> None:
     sim = hazard_sim(600, seed=8)
     X = pd.DataFrame(sim.X, columns=[f"f{i}" for i in range(sim.X.shape[1])])
