@@ -24,6 +24,12 @@ NOT_BEFORE = "not_before"
 
 SEX_CODES: tuple[str, ...] = ("F", "M")
 ORIGIN_CODES: tuple[str, ...] = ("danish", "immigrant", "descendant")
+# The clean folder's format, in its ingest_report.json. /2: household ids are written as
+# their keyed pseudonym (/1 wrote the municipality's raw household ids), so a /1 folder must
+# be ingested again before anything reads it.
+INGEST_FORMAT = "overblik-ingest-report/2"
+INGEST_FORMAT_FAMILY = "overblik-ingest-report/"
+
 DISTRICT_CODES: tuple[str, ...] = tuple(f"D{i:02d}" for i in range(1, 13))
 
 CHILDREN_FAMILIES_EVENTS: dict[str, str] = {

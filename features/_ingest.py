@@ -61,7 +61,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from overblik.features._contracts import SOURCES
+from overblik.features._contracts import INGEST_FORMAT, INGEST_FORMAT_FAMILY, SOURCES
 from overblik.features._errors import InputError
 from overblik.features._pseudonym import PseudonymKey
 from overblik.features._readers import Extract, check_header, discover, read_text
@@ -80,7 +80,6 @@ from overblik.features._validation import (
 )
 
 REPORT_NAME = "ingest_report.json"
-REPORT_FORMAT = "overblik-ingest-report/1"
 QUARANTINE = "quarantine"
 ProgressFn = Callable[[str, int, int], None]
 
@@ -128,7 +127,7 @@ class IngestReport:
         """The report as written to ``ingest_report.json``."""
         seen = {code for s in self.sources.values() for code in s.reasons_any}
         return {
-            "format": REPORT_FORMAT,
+            "format": INGEST_FORMAT,
             "demo_data": self.demo_data,
             "key_fingerprint": self.key_fingerprint,
             "today": self.today.isoformat(),
@@ -430,7 +429,9 @@ def _is_ingest_report(path: Path) -> bool:
         content = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(content, dict) and content.get("format") == REPORT_FORMAT
+    # Any version: an older ingest's folder may be replaced by a new one.
+    return (isinstance(content, dict) and isinstance(content.get("format"), str)
+            and content["format"].startswith(INGEST_FORMAT_FAMILY))
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:

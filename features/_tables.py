@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from overblik.features._contracts import EVENT_SOURCES, SOURCE_BY_NAME
+from overblik.features._contracts import EVENT_SOURCES, INGEST_FORMAT, SOURCE_BY_NAME
 from overblik.features._errors import InputError
 
 __all__ = ["EventTables", "RegisterArrays", "SourceArrays", "Spells", "register_arrays",
@@ -60,8 +60,9 @@ def _ingested_silos(clean: Path) -> set[str]:
     Raises
     ------
     InputError
-        When the report says the ingest failed: the folder is kept so that nothing is lost,
-        but it is not data to learn from or score with.
+        When the report says the ingest failed (the folder is kept so that nothing is lost,
+        but it is not data to learn from or score with), or when another version of ingest
+        wrote it.
     """
     report = clean / "ingest_report.json"
     if not report.is_file():
@@ -70,6 +71,13 @@ def _ingested_silos(clean: Path) -> set[str]:
         doc = json.loads(report.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise InputError(f"{report} is not readable JSON: run `overblik ingest` again") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"{report} is not an ingest report: run `overblik ingest` again")
+    if doc.get("format") != INGEST_FORMAT:
+        raise InputError(f"{clean} was written by another version of `overblik ingest` "
+                         f"({doc.get('format')!r}, this one writes {INGEST_FORMAT!r}; older "
+                         "folders hold raw household ids): run `overblik ingest` again on "
+                         "the extracts")
     errors = doc.get("errors") or []
     if errors:
         raise InputError(f"{clean}: the ingest of this folder failed ({errors[0]}): fix the "

@@ -110,6 +110,25 @@ def test_household_ids_are_pseudonyms_that_keep_households_together(tmp_path, ra
     assert q["household_id"].tolist() == [pseudonymise_identifier(raw.iloc[-1], key)]
 
 
+def test_a_folder_of_an_older_ingest_is_refused_until_ingested_again(tmp_path, raw_set, key):
+    # Format /1 wrote raw household ids: such a folder must not be read as if it were clean.
+    run(raw_set, tmp_path, key)
+    report = tmp_path / "out" / REPORT_NAME
+    doc = json.loads(report.read_text())
+    assert doc["format"] == "overblik-ingest-report/2"
+    EventTables.load(tmp_path / "out")  # the current format reads
+    report.write_text(json.dumps({**doc, "format": "overblik-ingest-report/1"}))
+    with pytest.raises(InputError) as err:
+        EventTables.load(tmp_path / "out")
+    assert "'overblik-ingest-report/1'" in str(err.value)
+    assert "older folders hold raw household ids" in str(err.value)
+    assert "run `overblik ingest` again" in str(err.value)
+    # ingest may replace the older folder, as it replaces its own output
+    again = ingest(tmp_path / "raw", tmp_path / "out", key, today=TODAY)
+    assert not again.errors
+    EventTables.load(tmp_path / "out")
+
+
 # --- a wholly rejected source fails the run, after writing everything ------------------------
 
 
