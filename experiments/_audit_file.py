@@ -22,13 +22,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from overblik.features._errors import InputError
-from overblik.features._readers import hide_cprs
+from overblik.features._readers import hide_cprs, sniff_format
 
 __all__ = ["AuditTable", "non_scalar_problem", "parse_reference", "parse_sensitive",
            "read_audit_table", "read_columns", "read_header", "sniff_table_file"]
 
-_PARQUET_MAGIC = b"PAR1"
-_SNIFF_BYTES = 64 * 1024
 _TRUE = frozenset({"1", "1.0", "true"})
 _FALSE = frozenset({"0", "0.0", "false"})
 
@@ -92,7 +90,8 @@ def read_audit_table(path: Path, *, label: str, score: str,
                      sensitive: Sequence[str]) -> AuditTable:
     """Read and check the label, score and sensitive columns of a CSV or Parquet file.
 
-    The format is recognised from the content (Parquet's magic bytes), not the suffix.
+    The format is recognised from the content (Parquet's magic bytes at both ends), not
+    the suffix, see :func:`~overblik.features._readers.sniff_format`.
 
     Raises
     ------
@@ -135,13 +134,11 @@ def sniff_table_file(path: Path, *, verb: str, columns: str) -> bool:
     if path.stat().st_size == 0:
         raise InputError(f"{path} is empty (zero bytes): expected a table with the columns "
                          f"{columns}")
-    with path.open("rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
-    is_csv = not head.startswith(_PARQUET_MAGIC)
-    if is_csv and b"\x00" in head:
+    kind = sniff_format(path)
+    if kind == "binary":
         raise InputError(f"{path} is neither CSV text nor Parquet (it holds binary data): "
                          "export the table as UTF-8 CSV or Parquet")
-    return is_csv
+    return kind == "csv"
 
 
 def read_header(path: Path, is_csv: bool) -> list[str]:

@@ -7,7 +7,7 @@ per area; each registers itself on :data:`app` when imported.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import typer
@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from overblik.features._errors import InputError
 
 __all__ = ["ProgressFn", "app", "console", "fail", "out_console", "prepare_out_folder",
-           "progress_bar", "writing_out"]
+           "progress_bar", "removed_if_failed", "writing_out"]
 
 app = typer.Typer(
     name="overblik",
@@ -100,6 +100,34 @@ def prepare_out_folder(out: Path, files: Sequence[str]) -> None:
                              "remove it or pass another folder")
         with writing_out(out):
             _try_write(path)
+
+
+@contextmanager
+def removed_if_failed(out: Path, files: Sequence[str]) -> Iterator[None]:
+    """Remove the ``--out`` folder (and folders above it) when this run made it and fails.
+
+    A failed run must not leave an empty folder that looks like a result. Only folders
+    that did not exist before are removed, and only while they hold nothing but ``files``
+    (which this run wrote, the folder being new): a folder the user had is never touched.
+    """
+    new: list[Path] = []
+    for folder in (out, *out.parents):
+        if folder.exists() or folder.is_symlink():
+            break
+        new.append(folder)  # deepest first
+    try:
+        yield
+    except BaseException:  # Ctrl-C as well: the folder is as useless then
+        if new:
+            for name in files:
+                with suppress(OSError):
+                    (out / name).unlink(missing_ok=True)
+        for folder in new:
+            try:
+                folder.rmdir()  # fails on a folder that holds anything else: kept
+            except OSError:
+                break
+        raise
 
 
 def _try_write(path: Path) -> None:

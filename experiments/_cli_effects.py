@@ -13,6 +13,7 @@ from overblik.experiments._cli_common import (
     out_console,
     prepare_out_folder,
     progress_bar,
+    removed_if_failed,
     writing_out,
 )
 from overblik.features._errors import InputError
@@ -67,7 +68,7 @@ def effects(
         if n_bootstrap == 1:
             raise InputError("--n-bootstrap 1: use 0 (no individual intervals) or at least 2")
         names = parse_covariates(covariates)
-        with progress_bar("effects") as progress:
+        with progress_bar("effects") as progress, removed_if_failed(out, EFFECTS_FILES):
             progress("read", 0, 1)
             table = read_effects_table(data, treatment=treatment, outcome=outcome,
                                        covariates=names)

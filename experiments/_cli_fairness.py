@@ -22,6 +22,7 @@ from overblik.experiments._cli_common import (
     out_console,
     prepare_out_folder,
     progress_bar,
+    removed_if_failed,
     writing_out,
 )
 from overblik.features._errors import InputError
@@ -89,12 +90,12 @@ def audit(
         if top_k is not None and top_k > table.rows:
             raise InputError(f"--top-k {top_k} is more than the {table.rows:,} rows of {data}: "
                              "choose K at most the number of rows")
-        prepare_out_folder(out, _AUDIT_FILES)
         from overblik.fairness import FairnessThresholds, write_report
         from overblik.fairness import audit as run_audit
 
         policy = FairnessThresholds(min_count=min_count)
-        with progress_bar("audit") as progress:
+        with removed_if_failed(out, _AUDIT_FILES), progress_bar("audit") as progress:
+            prepare_out_folder(out, _AUDIT_FILES)
             result = run_audit(table.y_true, table.scores, table.sensitive,
                                threshold=threshold, top_k=top_k, reference=references or None,
                                min_count=min_count, n_boot=n_boot, seed=seed,

@@ -3,10 +3,11 @@ write ``effects.json``, ``cate.csv`` and ``effects.html``.
 
 Any CSV or Parquet table will do: a binary treatment column (0/1 or true/false), a
 numeric or 0/1 outcome column, and covariates measured *before* treatment (numbers,
-true/false, or text with few values, which is one-hot encoded; missing values are
-allowed; numbers with a few other values, such as 'n/a', are a mistake to fix, never
-categories). Every problem is one :class:`InputError` naming the file, the column and,
-for bad values, the first row (1-based data row; in a CSV also its line).
+true/false, dates, which become days since the column's earliest date, or text with few
+values, which is one-hot encoded; missing values are allowed; numbers or dates with a few
+other values, such as 'n/a', are a mistake to fix, never categories). Every problem is
+one :class:`InputError` naming the file, the column and, for bad values, the first row
+(1-based data row; in a CSV also its line).
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from overblik.experiments._audit_file import (
     _shown,
@@ -51,6 +53,11 @@ MAX_NON_NUMBER_SHARE = 0.05
 # are (almost) certain to get, or not get, the treatment: comparing them is extrapolation.
 EXTREME_PROPENSITY = (0.01, 0.99)
 MAX_EXTREME_SHARE = 0.10
+# Dates as CSV exports (and the ingest contracts) write them: YYYY-MM-DD[ HH:MM[:SS]].
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+# 31-01-2024, 01/31/2024, 31.01.24: whether the day or the month comes first is a guess.
+_OTHER_DATE = r"\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
 
 Progress = Callable[[str, int, int], None]
 
@@ -66,7 +73,7 @@ class EffectsTable:
     treatment: str
     outcome: str
     covariates: list[str]  # the input columns used (before encoding)
-    notes: list[str] = field(default_factory=list)  # columns left out and why
+    notes: list[str] = field(default_factory=list)  # columns left out or converted, and why
 
     @property
     def rows(self) -> int:
@@ -144,17 +151,19 @@ def read_effects_table(path: Path, *, treatment: str, outcome: str,
     used: list[str] = []
     notes: list[str] = []
     for name in chosen:
-        encoded, problem = _covariate(path, name, table.column(name), is_csv)
-        if problem is not None:
+        encoded = _covariate(path, name, table.column(name), is_csv)
+        if encoded.problem is not None:
             if explicit:
-                raise InputError(problem)
-            notes.append(problem.replace(f"{path}: ", "", 1) + " — left out")
+                raise InputError(encoded.problem)
+            notes.append(encoded.problem.replace(f"{path}: ", "", 1) + " — left out")
             continue
-        columns.update(encoded)
+        columns.update(encoded.columns)
         used.append(name)
+        if encoded.note is not None:
+            notes.append(encoded.note)
     if not used:
         raise InputError(f"{path}: no usable covariate (columns other than {treatment} and "
-                         f"{outcome} that are numbers, true/false or text with at most "
+                         f"{outcome} that are numbers, true/false, dates or text with at most "
                          f"{MAX_LEVELS} values): effects need what was known before treatment")
     X = pd.DataFrame(columns)
     return EffectsTable(path=path, X=X, T=t, y=y, treatment=treatment, outcome=outcome,
@@ -230,37 +239,138 @@ def _outcome(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> 
     return numbers
 
 
-def _covariate(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool
-               ) -> tuple[dict[str, np.ndarray], str | None]:
+class _Encoded(NamedTuple):
+    """One covariate's float column(s), or why it cannot be used; ``note``: a conversion."""
+
+    columns: dict[str, np.ndarray]
+    problem: str | None = None
+    note: str | None = None
+
+
+def _covariate(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> _Encoded:
     """Float column(s) of one covariate, or a problem (nested values, a few values that are
-    not numbers among numbers, text with too many values)."""
+    not numbers (dates) among numbers (dates), text with too many values)."""
     nested = non_scalar_problem(path, column, "--covariates", values)
     if nested is not None:
-        return {}, nested
+        return _Encoded({}, nested)
     if values.null_count == len(values):
-        return {}, f"{path}: --covariates column {column!r} has no value in any row"
+        return _Encoded({}, f"{path}: --covariates column {column!r} has no value in any row")
+    kind = values.type
+    if pa.types.is_date(kind) or pa.types.is_timestamp(kind):
+        return _date_covariate(path, column, _stored_days(values), values.to_pandas(), is_csv)
     numbers, raw = _numbers(values)
     present = raw.notna().to_numpy()
     bad = present & ~np.isfinite(numbers)
     if not bad.any():
-        return {column: numbers}, None
-    numeric_type = pa.types.is_integer(values.type) or pa.types.is_floating(values.type)
+        return _Encoded({column: numbers})
+    numeric_type = pa.types.is_integer(kind) or pa.types.is_floating(kind)
+    text = _as_text(values)
+    if not numeric_type and _mostly(text, _ISO_DATE, present):
+        return _date_covariate(path, column, _text_days(text), raw, is_csv)
     if numeric_type or bad.sum() <= MAX_NON_NUMBER_SHARE * present.sum():
         first = int(np.flatnonzero(bad)[0])
-        kind = "a finite number" if np.isinf(numbers[first]) else "a number"
-        return {}, (f"{path}: --covariates column {column!r}: {_where(first, is_csv)} holds "
-                    f"{_shown(raw.iloc[first])}, not {kind} ({int(bad.sum()):,} of the "
-                    f"{int(present.sum()):,} rows with a value): fix or blank it "
-                    "(blank = missing)")
-    text = _as_text(values)
+        what = "a finite number" if np.isinf(numbers[first]) else "a number"
+        return _Encoded({}, _bad_value(path, column, raw, bad, present, is_csv, what))
+    if text.dropna().str.fullmatch(_OTHER_DATE).all():
+        return _Encoded({}, (f"{path}: --covariates column {column!r} holds dates written as "
+                             f"{_shown(text.dropna().iloc[0])} (is the day or the month "
+                             "first?): write them as YYYY-MM-DD (they are then used as days "
+                             "since the earliest) or leave the column out"))
     levels = sorted(text.dropna().unique().tolist())
     if len(levels) > MAX_LEVELS:
-        return {}, (f"{path}: --covariates column {column!r} is text with {len(levels):,} "
-                    f"distinct values (more than {MAX_LEVELS}; an identifier?): leave it out "
-                    "or recode it as a number")
+        return _Encoded({}, (f"{path}: --covariates column {column!r} is text with "
+                             f"{len(levels):,} distinct values (more than {MAX_LEVELS}; an "
+                             "identifier?): leave it out or recode it as a number"))
     # One-hot, every level (trees need no reference level); missing = all zeros.
-    return {f"{column}={lvl}": (text == lvl).fillna(False).to_numpy(dtype=np.float64)
-            for lvl in levels}, None
+    return _Encoded({f"{column}={lvl}": (text == lvl).fillna(False).to_numpy(dtype=np.float64)
+                     for lvl in levels})
+
+
+def _bad_value(path: Path, column: str, raw: pd.Series, bad: np.ndarray, present: np.ndarray,
+               is_csv: bool, what: str) -> str:
+    """The problem of a column whose values are of one kind but for a few (typos, codes)."""
+    first = int(np.flatnonzero(bad)[0])
+    return (f"{path}: --covariates column {column!r}: {_where(first, is_csv)} holds "
+            f"{_shown(raw.iloc[first])}, not {what} ({int(bad.sum()):,} of the "
+            f"{int(present.sum()):,} rows with a value): fix or blank it (blank = missing)")
+
+
+def _mostly(text: pd.Series, pattern: str, present: np.ndarray) -> bool:
+    """Whether all values but a few typos (:data:`MAX_NON_NUMBER_SHARE`) match ``pattern``."""
+    matches = text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+    misses = int(np.count_nonzero(present & ~matches))
+    return bool(matches.any()) and misses <= MAX_NON_NUMBER_SHARE * present.sum()
+
+
+def _stored_days(values: pa.ChunkedArray) -> np.ndarray:
+    """Days since 1970-01-01 of a Parquet date or timestamp column, NaN where missing;
+    computed in Arrow, as pandas' nanoseconds end in the year 2262."""
+    kind = values.type
+    if pa.types.is_timestamp(kind) and kind.tz is not None:
+        # Wall-clock time where it was recorded, as a CSV export (and ingest) would show it.
+        values = pc.local_timestamp(values)
+        kind = values.type
+    if pa.types.is_date32(kind):
+        counts, per_day = pc.cast(values, pa.int32()), 1
+    else:
+        unit = "ms" if pa.types.is_date64(kind) else kind.unit
+        counts, per_day = pc.cast(values, pa.int64()), _PER_DAY[unit]
+    # Unsafe: a float64 may round nanoseconds, never a day.
+    days = pc.divide(pc.cast(counts, pa.float64(), safe=False), float(per_day))
+    return np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _text_days(text: pd.Series) -> np.ndarray:
+    """Days since 1970-01-01 of ISO dates (and times) written as text; NaN for the rest,
+    including impossible dates such as 2024-02-30."""
+    days = np.full(len(text), np.nan)
+    ok = text.str.fullmatch(_ISO_DATE).fillna(False).to_numpy(dtype=bool)
+    if not ok.any():
+        return days
+    # Each distinct value once; microseconds reach far beyond 9999-12-31 (an open end).
+    uniques, inverse = np.unique(text[ok].str.replace(" ", "T").to_numpy(dtype=str),
+                                 return_inverse=True)
+    try:
+        stamps = uniques.astype("datetime64[us]")
+        parsed = stamps.astype(np.int64) / _PER_DAY["us"]
+    except ValueError:  # an impossible date among them: parse one by one to find it
+        parsed = np.array([_one_day(value) for value in uniques], dtype=np.float64)
+    days[ok] = parsed[inverse]
+    return days
+
+
+def _one_day(value: str) -> float:
+    try:
+        return float(np.datetime64(value, "us").astype(np.int64) / _PER_DAY["us"])
+    except ValueError:
+        return math.nan
+
+
+def _date_covariate(path: Path, column: str, days: np.ndarray, raw: pd.Series,
+                    is_csv: bool) -> _Encoded:
+    """A date column as the number of days since its earliest date, with a note saying so.
+
+    Each date as a category would make every day unrelated to the next and most of them
+    too rare to learn from; the number of days keeps their order and distance.
+    """
+    present = raw.notna().to_numpy()
+    bad = present & ~np.isfinite(days)
+    if bad.any():
+        return _Encoded({}, _bad_value(path, column, raw, bad, present, is_csv,
+                                       "a date (YYYY-MM-DD)"))
+    start, end = float(np.nanmin(days)), float(np.nanmax(days))
+    name = f"{column} (days since {_day_text(start)})"
+    note = (f"--covariates column {column!r} holds dates ({_day_text(start)} to "
+            f"{_day_text(end)}): used as the number of days since {_day_text(start)}; check "
+            "that it was known before treatment (a date of treatment is no confounder)")
+    return _Encoded({name: days - start}, note=note)
+
+
+def _day_text(days: float) -> str:
+    """A date (with the time of day unless midnight) from days since 1970-01-01."""
+    stamp = np.datetime64(round(days * _PER_DAY["ms"]), "ms")
+    day = stamp.astype("datetime64[D]")
+    return str(day) if stamp == day else str(stamp.astype("datetime64[s]")).replace("T", " ")
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from overblik.features._pseudonym import CPR_SHAPE
 
 Format = Literal["csv", "parquet"]
 SUFFIXES: dict[str, Format] = {".csv": "csv", ".parquet": "parquet"}
-_PARQUET_MAGIC = b"PAR1"
-_SNIFF_BYTES = 64 * 1024
+PARQUET_MAGIC = b"PAR1"
+SNIFF_BYTES = 64 * 1024
 # Anything with a CPR-shaped run of digits (DDMMYY-SSSS or ten digits) may hold a CPR number
 # and never leaves ingestion as text: not in output, and not in error messages either (the
 # CSV parser quotes the offending row, and messages end up in terminals and logs).
@@ -44,6 +44,33 @@ def accepted_names() -> str:
 def hide_cprs(text: str) -> str:
     """Replace CPR-shaped runs of digits in a message by a placeholder."""
     return re.sub(CPR_RUN, "<CPR-shaped value hidden>", text)
+
+
+def sniff_format(path: Path) -> Literal["csv", "parquet", "binary"]:
+    """What a table file holds, from its bytes: Parquet, CSV text or other binary data.
+
+    Parquet starts *and* ends with ``PAR1``. A file that only starts with it is CSV text
+    when its head is text (a CSV whose first column is named ``PAR1``), and otherwise a
+    broken (e.g. truncated) Parquet file, as is a ``*.parquet`` file that starts with it.
+    """
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
+        tail = b""
+        # Below two magics the start and end would overlap: no Parquet file is that short.
+        if path.stat().st_size >= 2 * len(PARQUET_MAGIC):
+            fh.seek(-len(PARQUET_MAGIC), 2)
+            tail = fh.read()
+    text = _looks_like_text(head)
+    if head.startswith(PARQUET_MAGIC) and (
+            tail == PARQUET_MAGIC or not text or path.suffix.lower() == ".parquet"):
+        return "parquet"
+    return "csv" if text else "binary"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """No NUL byte: text in any 8-bit encoding (UTF-8 or not, which the CSV reader tells)
+    has none, while Parquet pages (length prefixes, small integers) always hold some."""
+    return b"\x00" not in head
 
 
 @dataclass(frozen=True)
@@ -179,13 +206,14 @@ def _other_separator(found: list[str]) -> str | None:
 
 def _read_header(path: Path, source: Source) -> list[str]:
     """The CSV header, read on its own so a wrong header fails before the file is parsed."""
-    with path.open("rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
-    if head.startswith(_PARQUET_MAGIC):
+    kind = sniff_format(path)
+    if kind == "parquet":
         raise InputError(f"{path} is a Parquet file, not CSV: rename it to {path.stem}.parquet")
-    if b"\x00" in head:
+    if kind == "binary":
         raise InputError(f"{path} is not a CSV text file (it holds binary data): export the "
                          f"{source.name} extract as UTF-8 CSV or Parquet")
+    with path.open("rb") as fh:
+        head = fh.read(SNIFF_BYTES)
     line = head.split(b"\n", 1)[0].rstrip(b"\r")
     if line.startswith(codecs.BOM_UTF8):
         line = line[len(codecs.BOM_UTF8):]
@@ -289,8 +317,8 @@ def _parquet_schema(path: Path) -> pa.Schema:
         return pq.read_schema(path)
     except (pa.ArrowException, OSError) as exc:
         with path.open("rb") as fh:
-            head = fh.read(_SNIFF_BYTES)
-        looks_csv = b"\x00" not in head and b"," in head.split(b"\n", 1)[0]
+            head = fh.read(SNIFF_BYTES)
+        looks_csv = _looks_like_text(head) and b"," in head.split(b"\n", 1)[0]
         hint = (f" (it looks like CSV text: rename it to {path.stem}.csv)" if looks_csv
                 else " (it may be truncated or another format)")
         raise InputError(f"{path} is not a readable Parquet file{hint}: "

@@ -179,6 +179,9 @@ BAD_FILES: dict[str, tuple[Callable[[Path], Path], list[str], list[str]]] = {
                        ["neither CSV text nor Parquet"]),
     "broken parquet": (_raw("b.parquet", b"PAR1" + b"x" * 100), [],
                        ["is not a readable Parquet file"]),
+    "truncated parquet named .csv": (lambda t: _truncated(t, "cut.csv"), [],
+                                     ["cut.csv is not a readable Parquet file (it may be "
+                                      "truncated)"]),
     "not utf-8": (_raw("l.csv", "placed,risk,sex,origin\n1,0.5,F,dansk\u00f8\n".encode("latin-1")),
                   [], ["is not UTF-8 text"]),
     "ragged rows": (_raw("r.csv", b"placed,risk,sex,origin\n1,0.5,F,danish\n0,0.2,M,da,x\n"),
@@ -199,6 +202,15 @@ BAD_FILES: dict[str, tuple[Callable[[Path], Path], list[str], list[str]]] = {
     "score inf shown plainly": (lambda t: _write(t, _set("risk", 4, np.inf), "bad.parquet"), [],
                                 ["row 5 has inf, which is not a finite number"]),
 }
+
+
+def _truncated(folder: Path, name: str) -> Path:
+    """A real Parquet file without its last bytes (an interrupted copy): magic at the start,
+    binary data, no magic at the end."""
+    whole = _write(folder, _unchanged, "whole.parquet")
+    path = folder / name
+    path.write_bytes(whole.read_bytes()[:-100])
+    return path
 
 
 def _parquet(folder: Path, table: pa.Table) -> Path:
@@ -336,3 +348,35 @@ def test_an_audit_that_compares_nothing_says_so(tmp_path: Path) -> None:
     assert "can NOT be shown to meet (1 not checked)" in result.output
     assert "not checked: sex: only one group" in result.output
     assert "meets the default" not in result.output
+
+
+def test_csv_whose_first_column_is_named_par1_is_audited_as_csv(tmp_path: Path) -> None:
+    """Parquet's magic bytes at the start alone do not make a Parquet file (it also ends
+    with them): this is CSV text whose first column is named PAR1."""
+    path = _write(tmp_path, lambda f: f.rename(columns={"person": "PAR1"}), "par1.csv")
+    assert path.read_bytes().startswith(b"PAR1,")
+    table = read_audit_table(path, label="placed", score="risk", sensitive=["PAR1", "sex"])
+    assert table.is_csv and table.rows == 300
+    assert table.sensitive["PAR1"].tolist()[:2] == ["p00000", "p00001"]
+    code, output = _audit(path, tmp_path / "out", "--top-k", "30")
+    assert code == 0, output
+    assert json.loads((tmp_path / "out" / "audit.json").read_text())["n"] == 300
+
+
+def test_a_failed_audit_leaves_no_new_out_folder(tmp_path: Path) -> None:
+    """A sensitive column of ages is refused by the audit itself, after --out was made."""
+    frame = _scored().assign(age=np.arange(ROWS) % 70 + 18)
+    frame.to_csv(tmp_path / "ages.csv", index=False)
+    out = tmp_path / "new" / "audit"
+    base = ["audit", "--data", str(tmp_path / "ages.csv"), "--label", "placed", "--score",
+            "risk", "--sensitive", "age", "--top-k", "100", "--n-boot", "20"]
+    result = runner.invoke(app, [*base, "--out", str(out)])
+    assert result.exit_code == 2
+    assert "sensitive column 'age' has 70 distinct values" in _text(result.output)
+    assert not (tmp_path / "new").exists()
+    # A folder the user already had is kept, with what it held.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "mine")])
+    assert result.exit_code == 2
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]

@@ -310,14 +310,14 @@ def test_nested_parquet_columns(tmp_path: Path, no_fit: None) -> None:
 
 
 def test_header_longer_than_the_sniff_buffer(tmp_path: Path) -> None:
-    from overblik.experiments._audit_file import _SNIFF_BYTES
+    from overblik.features._readers import SNIFF_BYTES
 
     frame = _small().head(40)
     wide = pd.DataFrame(np.zeros((40, 5000)), columns=[f"covariate_{i:05d}" for i in
                                                        range(5000)])
     path = tmp_path / "wide.csv"
     pd.concat([wide, frame], axis=1).to_csv(path, index=False)
-    assert len(path.read_bytes().split(b"\n", 1)[0]) > _SNIFF_BYTES
+    assert len(path.read_bytes().split(b"\n", 1)[0]) > SNIFF_BYTES
     table = read_effects_table(path, treatment="treated", outcome="outcome",
                                covariates=["covariate_04999", "severity"])
     assert table.rows == 40 and table.covariates == ["covariate_04999", "severity"]
@@ -420,3 +420,160 @@ def test_no_overlap_is_warned_even_when_nothing_is_trimmed(tmp_path: Path) -> No
 def test_good_overlap_gives_no_extrapolation_warning(csv_run: Path) -> None:
     summary = json.loads((csv_run / "effects.json").read_text(encoding="utf-8"))
     assert not any("little overlap" in w for w in summary["warnings"])
+
+
+# A CSV whose first column is named PAR1 starts with Parquet's magic bytes: it is read as
+# the CSV it is (a Parquet file also ends with them).
+
+def test_csv_whose_first_column_is_named_par1_is_read_as_csv(tmp_path: Path) -> None:
+    frame = _small().rename(columns={"severity": "PAR1"})
+    data = _write(tmp_path, "par1.csv", frame[["PAR1", "treated", "outcome", "age"]])
+    assert data.read_bytes().startswith(b"PAR1,")
+    code, output = _effects(data, tmp_path / "out", "--n-folds", "2", "--n-bootstrap", "0")
+    assert code == 0, output
+    summary = json.loads((tmp_path / "out" / "effects.json").read_text(encoding="utf-8"))
+    assert summary["covariates"] == ["PAR1", "age"] and summary["n"] == SMALL
+
+
+def test_truncated_parquet_is_still_a_broken_parquet_file(tmp_path: Path,
+                                                          no_fit: None) -> None:
+    whole = tmp_path / "whole.parquet"
+    _small().to_parquet(whole, index=False)
+    for name in ("cut.parquet", "cut.csv"):  # binary after the magic: Parquet, whatever the name
+        cut = tmp_path / name
+        cut.write_bytes(whole.read_bytes()[:-200])
+        _refused(*_effects(cut, tmp_path / "out"), f"{name} is not a readable Parquet file "
+                 "(it may be truncated)")
+
+
+# Date covariates are days since the column's earliest date, said in a warning; never
+# one category per date.
+
+def _dated(rows: int = SMALL) -> pd.DataFrame:
+    frame = _small().head(rows)
+    quarters = pd.date_range("2024-01-01", periods=8, freq="QS")
+    return frame.assign(start=quarters[np.arange(rows) % 8])
+
+
+def test_iso_dates_in_a_csv_become_days_since_the_earliest(tmp_path: Path) -> None:
+    frame = _dated()
+    data = _write(tmp_path, "dated.csv", frame.assign(start=frame.start.dt.strftime("%Y-%m-%d")))
+    code, output = _effects(data, tmp_path / "out", "--covariates", "severity,start",
+                            "--n-folds", "2", "--n-bootstrap", "0")
+    assert code == 0, output
+    note = ("--covariates column 'start' holds dates (2024-01-01 to 2025-10-01): used as the "
+            "number of days since 2024-01-01")
+    assert f"warning: {note}" in output
+    summary = json.loads((tmp_path / "out" / "effects.json").read_text(encoding="utf-8"))
+    assert summary["covariates"] == ["severity", "start"]
+    assert any(w.startswith(note) for w in summary["warnings"])
+    table = read_effects_table(data, treatment="treated", outcome="outcome",
+                               covariates=["start"])
+    assert list(table.X.columns) == ["start (days since 2024-01-01)"]
+    expected = (frame.start - pd.Timestamp("2024-01-01")).dt.days.to_numpy(dtype=float)
+    np.testing.assert_array_equal(table.X.iloc[:, 0].to_numpy(), expected)
+
+
+@pytest.mark.parametrize("kind", ["date32", "timestamp[us]", "timestamp[ns, tz]", "text"])
+def test_parquet_dates_become_days_since_the_earliest(tmp_path: Path, kind: str) -> None:
+    frame = _dated()
+    start = (frame.start + pd.Timedelta(hours=12)).mask(frame.index == SMALL - 1)  # one NaT
+    values = {"date32": pa.array(start.dt.date, pa.date32()),
+              "timestamp[us]": pa.array(start, pa.timestamp("us")),
+              # Wall-clock time where it was recorded, as a CSV export would show it.
+              "timestamp[ns, tz]": pa.array(start.dt.tz_localize("Europe/Copenhagen")
+                                            .astype("datetime64[ns, Europe/Copenhagen]")),
+              "text": pa.array(start.dt.strftime("%Y-%m-%d %H:%M"))}[kind]
+    assert values.null_count == 1
+    table = pa.table({"treated": frame.treated == "true", "outcome": frame.outcome,
+                      "severity": frame.severity, "start": values})
+    data = tmp_path / "dated.parquet"
+    pq.write_table(table, data)
+    read = read_effects_table(data, treatment="treated", outcome="outcome")
+    earliest = "2024-01-01" if kind == "date32" else "2024-01-01 12:00:00"
+    assert read.covariates == ["severity", "start"]
+    assert list(read.X.columns) == ["severity", f"start (days since {earliest})"]
+    days = read.X.iloc[:, 1].to_numpy()
+    expected = (frame.start - pd.Timestamp("2024-01-01")).dt.days.to_numpy(dtype=float)
+    np.testing.assert_array_equal(days[:-1], expected[:-1])
+    assert np.isnan(days[-1])
+    assert any(f"'start' holds dates ({earliest} to 2025-10-01" in n for n in read.notes)
+
+
+def test_far_future_end_dates_are_days_too(tmp_path: Path) -> None:
+    """9999-12-31 ("no end") is beyond pandas' nanoseconds; still a number of days."""
+    frame = _dated()
+    ends = np.where(np.arange(SMALL) % 3 == 0, "9999-12-31",
+                    frame.start.dt.strftime("%Y-%m-%d"))
+    data = _write(tmp_path, "ends.csv", frame.assign(start=ends))
+    table = read_effects_table(data, treatment="treated", outcome="outcome",
+                               covariates=["start"])
+    days = table.X.iloc[:, 0].to_numpy()
+    assert days.max() == (pd.Timestamp("9999-12-31").to_pydatetime()
+                          - pd.Timestamp("2024-01-01").to_pydatetime()).days
+
+
+@pytest.mark.parametrize(("value", "dates", "message"), [
+    ("2024-02-30", None, "--covariates column 'start': row 4 (line 5) holds '2024-02-30', not "
+                         "a date (YYYY-MM-DD) (1 of the 400 rows with a value): fix or blank it"),
+    ("n/a", None, "--covariates column 'start': row 4 (line 5) holds 'n/a', not a date"),
+    (None, "%d-%m-%Y", "--covariates column 'start' holds dates written as '01-01-2024' (is "
+                       "the day or the month first?): write them as YYYY-MM-DD"),
+])
+def test_bad_dates_are_refused_naming_the_row(tmp_path: Path, value: str | None,
+                                              dates: str | None, message: str,
+                                              no_fit: None) -> None:
+    frame = _dated()
+    frame["start"] = frame.start.dt.strftime(dates or "%Y-%m-%d").astype(object)
+    if value is not None:
+        frame.loc[3, "start"] = value
+    data = _write(tmp_path, "bad-dates.csv", frame)
+    table = read_effects_table(data, treatment="treated", outcome="outcome")
+    assert "start" not in table.covariates
+    assert not any(c.startswith("start") for c in table.X.columns)
+    assert any(message in n and n.endswith(" — left out") for n in table.notes)
+    _refused(*_effects(data, tmp_path / "out", "--covariates", "severity,start"), message)
+
+
+# A run that fails after making --out removes what it made, never a folder the user had.
+
+def _too_few_for_the_folds(tmp_path: Path) -> Path:
+    """12 treated rows: read fine, but the fit refuses 20 cross-fitting folds."""
+    frame = _small()
+    frame["treated"] = np.where(np.arange(SMALL) < 12, "true", "false")
+    return _write(tmp_path, "few.csv", frame)
+
+
+def test_failed_fit_removes_the_out_folders_it_made(tmp_path: Path) -> None:
+    data = _too_few_for_the_folds(tmp_path)
+    code, output = _effects(data, tmp_path / "new" / "out", "--n-folds", "20")
+    _refused(code, output, "only 12 treated rows for 20 cross-fitting folds")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["few.csv"]
+
+
+@pytest.mark.parametrize("mine", [[], ["notes.txt"]])
+def test_failed_fit_keeps_a_folder_the_user_had(tmp_path: Path, mine: list[str]) -> None:
+    data = _too_few_for_the_folds(tmp_path)
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name in mine:
+        (out / name).write_text("keep me")
+    _refused(*_effects(data, out, "--n-folds", "20"), "cross-fitting folds")
+    assert sorted(p.name for p in out.iterdir()) == mine
+
+
+def test_failed_write_removes_what_this_run_wrote(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from overblik.experiments import _effects_file
+
+    def half_written(out: Path, result: object) -> None:
+        (out / "effects.json").write_text("{}")
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "cate.csv"))
+
+    monkeypatch.setattr(_effects_file, "write_effects", half_written)
+    data = _write(tmp_path, "small.csv", _small())
+    code, output = _effects(data, tmp_path / "out", "--n-folds", "2", "--n-bootstrap", "0")
+    _refused(code, output, "No space left on device")
+    assert not (tmp_path / "out").exists()

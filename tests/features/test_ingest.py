@@ -532,6 +532,21 @@ def _parquet_named_csv(raw: Path) -> str:
     return "digital.csv"
 
 
+def _truncated_parquet_named_csv(raw: Path) -> str:
+    pq.write_table(pa.table({"cpr": ["x"] * 50}), raw / "whole.parquet")
+    (raw / "digital.csv").write_bytes((raw / "whole.parquet").read_bytes()[:-30])
+    (raw / "whole.parquet").unlink()
+    return "digital.csv"
+
+
+def _par1_column(raw: Path) -> str:
+    """A CSV whose first column is named PAR1: text that starts like Parquet, no Parquet."""
+    frame = pd.read_csv(raw / "health.csv", dtype=str, keep_default_na=False)
+    frame.insert(0, "PAR1", "x")
+    frame.to_csv(raw / "health.csv", index=False)
+    return "health.csv"
+
+
 def _unknown_name(raw: Path) -> str:
     (raw / "economy.csv").rename(raw / "econmy.csv")
     return "econmy.csv"
@@ -602,6 +617,9 @@ MALFORMED = {
     "CSV named .parquet": (_csv_named_parquet, "rename it to health.csv"),
     "binary .csv": (_binary_csv, "binary"),
     "Parquet named .csv": (_parquet_named_csv, "rename it to digital.parquet"),
+    "truncated Parquet named .csv": (_truncated_parquet_named_csv,
+                                     "rename it to digital.parquet"),
+    "CSV with a column named PAR1": (_par1_column, "unexpected column(s) PAR1"),
     "unknown name": (_unknown_name, "did you mean economy.csv"),
     "unknown extension": (_unknown_extension, "population.csv|.parquet"),
     "two files for a source": (_two_files, "two files"),
@@ -630,6 +648,32 @@ def test_malformed_input_is_one_clear_error_and_writes_nothing(tmp_path, raw_set
     assert not CPR_RE.search(message), message
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]  # no temp folder left
+
+
+def _parquet_bytes() -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"cpr": ["x"] * 50}), sink)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("a.csv", _parquet_bytes(), "parquet"),  # the content decides, not the name
+    ("a.parquet", _parquet_bytes()[:-30], "parquet"),  # truncated: a broken Parquet file
+    ("a.csv", _parquet_bytes()[:-30], "parquet"),  # binary after the magic: broken Parquet
+    ("a.csv", b"PAR1,t,y\n1,0,2.5\n", "csv"),  # a first column named PAR1
+    ("a.csv", "PAR1,t,y\n1,0,dansk\u00f8\n".encode("latin-1"), "csv"),  # CSV, not UTF-8
+    ("a.parquet", b"PAR1,t,y\n1,0,2.5\n", "parquet"),  # named Parquet: a broken one
+    ("a.parquet", b"PAR1" + b"x" * 100, "parquet"),
+    ("a.csv", b"PAR1", "csv"),  # a header alone; too short to be Parquet
+    ("a.csv", b"t,y\n1,2\n", "csv"),
+    ("a.csv", b"t,y\n\x00\x01", "binary"),
+])
+def test_sniff_format_needs_the_magic_at_both_ends(tmp_path, name, content, expected):
+    from overblik.features._readers import sniff_format
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert sniff_format(path) == expected
 
 
 def test_ragged_row_error_names_the_line(tmp_path, raw_set, key):
