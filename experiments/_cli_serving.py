@@ -48,6 +48,21 @@ def _store(url: str | None) -> str:
     return url or default_store_url()
 
 
+def _require_store(url: str) -> None:
+    """``--check`` only reads: a SQLite store that does not exist is an error, not created.
+
+    Opening it would create an empty store at a mistyped path and report it as fine.
+    """
+    from overblik.serving import open_database
+
+    try:
+        open_database(url).require_existing()
+    except InputError as exc:
+        raise InputError(f"{exc}; `serve --check` never creates a store: make one with "
+                         f"`overblik keys create --role caseworker-system --name NAME --store "
+                         f"{url}`") from None
+
+
 def _check_host(host: str) -> None:
     """BentoML binds an IP address (or localhost); anything else fails after startup."""
     import ipaddress
@@ -93,7 +108,8 @@ def serve(
     demo_key: DemoKeyOption = False,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
     check: Annotated[bool, typer.Option(
-        "--check", help="Load and check everything, print what would be served, and exit.")
+        "--check", help="Load and check everything, print what would be served, and exit; "
+        "creates nothing (a store or registry file that does not exist is an error).")
     ] = False,
 ) -> None:
     """Serve the approved model: `bentoml serve` with scores, reasons, programme effects
@@ -113,6 +129,8 @@ def serve(
             **{k: v for k, v in {"tracking_uri": tracking_uri, "store_url": store,
                                  "profile_store": profiles}.items() if v is not None},
             model_name=model, alias=alias, key_file=key_file, demo_key=demo_key)
+        if check:
+            _require_store(settings.store_url)
         with console.status("loading and checking the model, profiles and store"):
             engine = ScoringEngine.start(settings)
         keys = [k for k in engine.keys.list() if k.active]

@@ -33,6 +33,7 @@ from overblik.serving._effects import EFFECT_SCALE, NO_EFFECTS, EffectsScorer, s
 from overblik.serving._keys import KeyStore
 from overblik.serving._model import ServedModel, StartupError, load_served_model
 from overblik.serving._payload import payload_problem
+from overblik.serving._problems import describe
 from overblik.serving._profile_store import ProfileStore
 from overblik.serving._reasons import Explainer, Language, ReasonText, reasons_for
 from overblik.serving._routes import ROUTES, RouteRule
@@ -51,6 +52,7 @@ from overblik.serving._schemas import (
     ExplainResponse,
     FeedbackRequest,
     FeedbackResponse,
+    FieldError,
     MetadataResponse,
     ModelRef,
     Reason,
@@ -90,13 +92,30 @@ BAND_TEXT: dict[Language, dict[RiskBand, str]] = {
 
 
 class ApiError(Exception):
-    """An answer other than 200: status, message, and the field at fault (if any)."""
+    """An answer other than 200: status, message, and the field at fault (if any).
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    ``fields``: every bad field when there are several (the items of a batch); ``message``
+    then names them all and ``field`` is the first.
+    """
+
+    def __init__(self, status: int, message: str, field: str | None = None,
+                 fields: list[FieldError] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
+        self.fields = fields or []
+
+
+def _bad_items(problems: list[FieldError], total: int, noun: str) -> ApiError:
+    """One 422 naming every bad item (a caller fixes them all in one go)."""
+    bad = len({p.index for p in problems})
+    return ApiError(422, f"{bad} of {total} {noun} cannot be used: {describe(problems)}",
+                    problems[0].field, problems)
+
+
+def _problem(exc: ApiError, index: int, ref: str | None = None) -> FieldError:
+    return FieldError(field=exc.field or "body", message=exc.message, index=index, ref=ref)
 
 
 @dataclass
@@ -302,18 +321,28 @@ class ScoringEngine:
         """``POST /score/batch``: one matrix through the model and SHAP at once."""
         _one_thread()
         rule = self.rules["/score/batch"]
+        # Every payload is checked before anyone is looked up: a refused batch names all
+        # its bad items and looks up no one.
+        payloads: dict[int, F64] = {}
+        problems: list[FieldError] = []
+        for i, citizen in enumerate(request.items):
+            self._check_identify(citizen, rule, record, f"items[{i}].cpr")
+            if citizen.features is not None:
+                try:
+                    payloads[i] = self._payload_row(citizen.features, f"items[{i}].features")
+                except ApiError as exc:
+                    problems.append(_problem(exc, i))
+        if problems:
+            raise _bad_items(problems, len(request.items), "items")
         rows: list[F64] = []
         where: list[int] = []
         for i, citizen in enumerate(request.items):
-            prefix = f"items[{i}]."
-            self._check_identify(citizen, rule, record, f"{prefix}cpr")
             if citizen.cpr is not None:
-                row = self._lookup(citizen.cpr, record, f"{prefix}cpr")
+                row = self._lookup(citizen.cpr, record, f"items[{i}].cpr")
                 if row is None:
                     continue
             else:
-                assert citizen.features is not None
-                row = self._payload_row(citizen.features, f"{prefix}features")
+                row = payloads[i]
                 record.pseudonyms.append("")  # keeps pseudonyms aligned with the items
             rows.append(row)
             where.append(i)
@@ -399,12 +428,20 @@ class ScoringEngine:
                                f"{', '.join(effects.programmes)}", f"{name}.{unknown[0]}")
         seen: dict[str, int] = {}
         rows: list[F64] = []
+        problems: list[FieldError] = []
         for i, citizen in enumerate(request.citizens):
             if citizen.ref in seen:
-                raise ApiError(422, f"repeats the ref of citizens[{seen[citizen.ref]}]; give "
-                               "each citizen its own ref", f"citizens[{i}].ref")
-            seen[citizen.ref] = i
-            rows.append(self._payload_row(citizen.features, f"citizens[{i}].features"))
+                problems.append(FieldError(
+                    field=f"citizens[{i}].ref", index=i, ref=citizen.ref,
+                    message=f"repeats the ref of citizens[{seen[citizen.ref]}]; give each "
+                    "citizen its own ref"))
+            seen.setdefault(citizen.ref, i)
+            try:
+                rows.append(self._payload_row(citizen.features, f"citizens[{i}].features"))
+            except ApiError as exc:
+                problems.append(_problem(exc, i, citizen.ref))
+        if problems:
+            raise _bad_items(problems, len(request.citizens), "citizens")
         X = np.vstack(rows) if rows else np.empty((0, len(self._names)))
         planned = effects.allocate(X, places=request.places, costs=request.costs,
                                    budget=request.budget)

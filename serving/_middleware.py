@@ -35,6 +35,7 @@ from overblik.serving._auditlog import AuditEntry
 from overblik.serving._cpr import contains_cpr
 from overblik.serving._engine import RequestRecord, ScoringEngine
 from overblik.serving._metrics import observe
+from overblik.serving._problems import MAX_LISTED, describe, item_index
 from overblik.serving._routes import match_route
 from overblik.serving._schemas import ErrorResponse, FieldError
 
@@ -61,8 +62,10 @@ def current_record() -> RequestRecord:
 
 def error_body(message: str, fields: list[FieldError] | None = None,
                request_id: str | None = None) -> bytes:
-    """The JSON of an :class:`ErrorResponse`."""
-    return ErrorResponse(error=message, fields=fields or [], request_id=request_id
+    """The JSON of an :class:`ErrorResponse` (the first :data:`MAX_LISTED` fields)."""
+    fields = fields or []
+    return ErrorResponse(error=message, fields=fields[:MAX_LISTED],
+                         more=max(len(fields) - MAX_LISTED, 0), request_id=request_id
                          ).model_dump_json().encode()
 
 
@@ -96,7 +99,8 @@ def _message(err: dict[str, Any]) -> str:
 
 
 def rewrite_validation(body: bytes) -> tuple[str, list[FieldError]]:
-    """BentoML's 400 body (pydantic errors without input values) as message and fields."""
+    """BentoML's 400 body (pydantic errors without input values) as message and fields
+    (every one: each bad item of a batch is named)."""
     try:
         data = json.loads(body)
     except ValueError:
@@ -104,10 +108,10 @@ def rewrite_validation(body: bytes) -> tuple[str, list[FieldError]]:
     details = data.get("detail") if isinstance(data, dict) else None
     if not isinstance(details, list):
         return "invalid request", []
-    fields = [FieldError(field=_field_path(list(d.get("loc", []))), message=_message(d))
-              for d in details[:20] if isinstance(d, dict)]
-    text = "; ".join(f"{f.field}: {f.message}" for f in fields[:5])
-    return f"invalid request: {text}", fields
+    fields = [FieldError(field=_field_path(list(d.get("loc", []))), message=_message(d),
+                         index=item_index(list(d.get("loc", []))))
+              for d in details if isinstance(d, dict)]
+    return f"invalid request: {describe(fields)}", fields
 
 
 class _Reply(Exception):
@@ -148,7 +152,7 @@ class _Sender:
                 return
             self.held = False
             text, fields = rewrite_validation(b"".join(self.buffer))
-            record.summary = {"error": 422, "fields": [f.field for f in fields]}
+            record.summary = {"error": 422, "fields": [f.field for f in fields[:MAX_LISTED]]}
             await self.owner._json(self.send, self.engine, record, 422,
                                    error_body(text, fields, record.request_id))
             return

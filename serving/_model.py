@@ -3,8 +3,10 @@
 :func:`load_served_model` resolves ``name@alias`` in the MLflow registry, refuses a version
 the ethics board has not approved, loads the estimator and its feature list, reads the run's
 resolved experiment config, and checks that all three agree (same features, same order, same
-config hash as the version's tag). Any failure is one :class:`StartupError` that says what is
-wrong and what to do: the service never starts half-working.
+config hash as the version's tag); the version's other MLflow files (``MLmodel``, the pyfunc,
+its environment) must be intact and load (:mod:`overblik.serving._model_files`). Any failure
+is one :class:`StartupError` that says what is wrong and what to do: the service never starts
+half-working.
 
 A version trained with an ``effects:`` section also carries its effect models
 (``artifacts/effects.joblib``, an :class:`~overblik.experiments._effects_model.EffectsModel`):
@@ -26,6 +28,7 @@ from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
 from overblik.features._errors import InputError
 from overblik.features._feature_spec import FeatureDef, expand, parse_feature_spec
 from overblik.models._estimators import LightGBMRisk
+from overblik.serving._model_files import model_files_problem
 
 __all__ = ["ServedModel", "StartupError", "load_served_model"]
 
@@ -197,8 +200,9 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
     ------
     StartupError
         Saying what is wrong (no such model or alias, not approved, files missing or
-        corrupt, files that do not belong together) and what to do. A missing effects
-        file is not an error (``effects`` is None); a corrupt or mismatched one is.
+        corrupt, files that do not belong together) and what to do. No effects file is
+        not an error (``effects`` is None) unless the version's MLmodel names one; a
+        corrupt or mismatched one is.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -233,6 +237,10 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
     config = _load_config(name, version, mv.run_id)
     _check_agree(name, version, estimator, features, config, mv.tags.get("overblik.config_hash"))
     effects = _load_effects(name, version, folder, features)
+    problem = model_files_problem(root)  # MLmodel, the pyfunc and its environment files
+    if problem is not None:
+        raise _fail(name, version, f"{problem}; register the model again with `overblik "
+                    "train`")
     run = client.get_run(mv.run_id)
     metrics = {m: float(run.data.metrics[f"test_lightgbm_{m}"]) for m in _METRICS
                if f"test_lightgbm_{m}" in run.data.metrics}

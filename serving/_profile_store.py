@@ -11,6 +11,7 @@ refuses a store built for other features or with another key (a CPR would then f
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -58,6 +59,35 @@ class ProfileStoreMeta:
 
 def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".meta.json")
+
+
+def _check_csv_fields(path: Path, fix: str) -> None:
+    """Refuse a CSV store with a row of more or fewer fields than its header.
+
+    pandas would not: an extra field in the first row turns the first column into the
+    index (every person_id then reads as the as-of date, "a duplicate person"), and a short
+    row gets blanks, scored as unknown values.
+    """
+    bad: list[tuple[int, int, int]] = []  # (line, row, fields)
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return  # empty: pandas says so
+        row = 0
+        for fields in reader:
+            if not fields:  # a blank line, skipped by pandas too
+                continue
+            row += 1
+            if len(fields) != len(header):
+                bad.append((reader.line_num, row, len(fields)))
+    if bad:
+        line, row, n = bad[0]
+        more = f" ({len(bad) - 1} more such line(s))" if len(bad) > 1 else ""
+        raise StartupError(
+            f"profile store {path}: line {line} (row {row}) has {n} fields, the header has "
+            f"{len(header)}{more}: a stray or missing comma, or a value with a comma that "
+            f"is not quoted; correct the line, or {fix}")
 
 
 # A nightly batch runs on data up to the day before; a month past the last event is a
@@ -159,8 +189,14 @@ class ProfileStore:
         self.matrix = matrix
         self._row = {pid: i for i, pid in enumerate(person_ids)}
         if len(self._row) != len(person_ids):
-            raise StartupError(f"profile store {path}: a person appears more than once; "
-                               "rebuild it with `overblik profiles`")
+            first: dict[str, int] = {}
+            for i, pid in enumerate(person_ids):
+                if pid in first:
+                    break
+                first[pid] = i
+            raise StartupError(f"profile store {path}: rows {first[pid] + 1} and {i + 1} have "
+                               f"the same person_id ({len(person_ids) - len(self._row)} "
+                               "duplicate row(s) in all); rebuild it with `overblik profiles`")
 
     def __len__(self) -> int:
         return len(self._row)
@@ -187,6 +223,7 @@ class ProfileStore:
         try:
             if path.suffix == ".csv":
                 meta_raw = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+                _check_csv_fields(path, fix)
                 frame = pd.read_csv(path, dtype={"person_id": str})
             else:
                 table = pq.read_table(path)
@@ -196,7 +233,9 @@ class ProfileStore:
                 meta_raw = json.loads(raw)
                 frame = table.to_pandas()
             meta = ProfileStoreMeta(**meta_raw)
-        except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
+        except StartupError:
+            raise
+        except (OSError, ValueError, TypeError, csv.Error, pa.ArrowException) as exc:
             raise StartupError(f"profile store {path} is not readable as one ({exc}): "
                                f"{fix}") from None
         if meta.features != features:

@@ -413,13 +413,19 @@ class FieldError(BaseModel):
 
     field: str
     message: str
+    index: int | None = Field(default=None, description="The item at fault of a list "
+                              "(items[i], citizens[i]); null when not in a list.")
+    ref: str | None = Field(default=None, description="That item's own reference (the "
+                            "caller's ref), when it has one; never a CPR number.")
 
 
 class ErrorResponse(BaseModel):
-    """Every 4xx/5xx answer."""
+    """Every 4xx/5xx answer; ``fields`` lists every bad field (the first 20 of them)."""
 
     error: str
     fields: list[FieldError] = []
+    more: int = Field(default=0, description="Bad fields found beyond those listed in "
+                      "fields (only the first 20 are listed).")
     request_id: str | None = None
 
 

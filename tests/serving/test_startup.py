@@ -203,8 +203,14 @@ def test_version_without_effect_models_says_how_to_get_them(served: Served,
                                                            tmp_path: Path) -> None:
     """A version trained without an effects section serves scores; /recommend and
     /allocate answer 409 saying how to get effect models, and /metadata says so."""
+    import yaml
+
     files = _copied_files(served, tmp_path)
     (files / "artifacts" / EFFECTS_FILE).unlink()
+    # As `overblik train` registers such a version: its MLmodel names no effects file.
+    mlmodel = yaml.safe_load((files / "MLmodel").read_text())
+    del mlmodel["flavors"]["python_function"]["artifacts"]["effects"]
+    (files / "MLmodel").write_text(yaml.safe_dump(mlmodel))
     version = _new_version(served, "no-effects", source=str(files))
     engine = ScoringEngine.start(served.settings(alias="no-effects"))
     try:
@@ -227,3 +233,114 @@ def test_version_without_effect_models_says_how_to_get_them(served: Served,
         assert 0 <= score.probability <= 1  # scores are served as before
     finally:
         engine.close()
+
+
+def test_cli_serve_check_creates_no_store(served: Served, tmp_path: Path) -> None:
+    """`serve --check` only reads: a --store or --tracking-uri file that does not exist is
+    refused, exit 2, and stays absent (before: an empty audit store was created)."""
+    common = ["--profiles", str(served.profiles), "--demo-key"]
+    before = sorted(tmp_path.rglob("*"))
+    store = tmp_path / "typo" / "serving.db"
+    refused = runner.invoke(app, ["serve", "--check", "--tracking-uri", served.tracking_uri,
+                                  "--store", f"sqlite:///{store}", *common])
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 2, said
+    assert f"no such file {store}" in said and "never creates a store" in said
+    assert "overblik keys create" in said and "Traceback" not in said
+    registry = tmp_path / "mlflow-typo.db"
+    refused = runner.invoke(app, ["serve", "--check", "--tracking-uri",
+                                  f"sqlite:///{registry}", "--store", served.store_url,
+                                  *common])
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 2 and f"no such file {registry}" in said
+    assert "overblik train" in said
+    assert not store.exists() and not store.parent.exists() and not registry.exists()
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def _csv_store(served: Served, tmp_path: Path) -> tuple[Path, list[str]]:
+    """The served profile store as CSV (with its sidecar) and its lines."""
+    from overblik.serving._profile_store import _sidecar
+
+    csv = tmp_path / "store.csv"
+    pd.read_parquet(served.profiles).to_csv(csv, index=False)
+    meta = json.loads(pq.read_schema(served.profiles).metadata[b"overblik"])
+    _sidecar(csv).write_text(json.dumps(meta))
+    return csv, csv.read_text().splitlines()
+
+
+@pytest.mark.parametrize(("line", "change", "fields"), [(1, ",7", +1), (4, ",7,8", +2),
+                                                        (6, "<drop>", -1)])
+def test_a_csv_store_row_with_other_fields_is_named(served: Served, tmp_path: Path,
+                                                    line: int, change: str,
+                                                    fields: int) -> None:
+    """A row with an extra (or a missing) field: the line and the field counts, not "a
+    person appears more than once" (an extra field in the first row made pandas read
+    the first column as the index) nor pandas' tokenizer message."""
+    csv, text = _csv_store(served, tmp_path)
+    header = len(text[0].split(","))
+    text[line] = text[line].rsplit(",", 1)[0] if change == "<drop>" else text[line] + change
+    csv.write_text("\n".join(text) + "\n")
+    message = _refused(served, profile_store=csv)
+    assert (f"line {line + 1} (row {line}) has {header + fields} fields, the header has "
+            f"{header}") in message, message
+    assert "more than once" not in message and "overblik profiles" in message
+
+
+def test_a_csv_store_with_a_repeated_person_names_the_rows(served: Served,
+                                                           tmp_path: Path) -> None:
+    csv, text = _csv_store(served, tmp_path)
+    csv.write_text("\n".join([*text, text[2]]) + "\n")
+    message = _refused(served, profile_store=csv)
+    assert f"rows 2 and {len(text)} have the same person_id" in message
+
+
+@pytest.mark.parametrize(("damage", "file", "words"), [
+    ("garbled", "MLmodel", "is corrupt"),
+    ("missing", "MLmodel", "is missing"),
+    ("not-a-model", "MLmodel", "not an MLflow pyfunc model description"),
+    ("wrong-shape", "MLmodel", "is corrupt"),
+    ("garbled", "python_model.pkl", "is corrupt"),
+    ("truncated", "python_model.pkl", "is corrupt"),
+    ("missing", "python_model.pkl", "named in MLmodel, is missing"),
+    ("garbled", "conda.yaml", "is corrupt"),
+    ("garbled", "python_env.yaml", "is corrupt"),
+    ("truncated", "input_example.json", "is corrupt"),
+    ("garbled", "requirements.txt", "is corrupt"),
+])
+def test_damaged_mlflow_files_are_refused(served: Served, tmp_path: Path, damage: str,
+                                          file: str, words: str) -> None:
+    """The version's MLflow files besides estimator.joblib: one message naming the version
+    and the file (before: served as if nothing were wrong)."""
+    files = _copied_files(served, tmp_path)
+    path = files / file
+    if damage == "missing":
+        path.unlink()
+    elif damage == "truncated":
+        path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 3])
+    elif damage == "not-a-model":
+        path.write_text("just: a mapping\n")
+    elif damage == "wrong-shape":  # valid YAML, but not what MLflow wrote
+        path.write_text("flavors: {python_function: {artifacts: [1, 2]}}\n"
+                        "saved_input_example_info: 3\n")
+    else:
+        path.write_bytes(b"\x00\x9f garbled {[: \xff\n")
+    version = _new_version(served, f"files-{damage}-{file.replace('.', '-')}",
+                           source=str(files))
+    message = _refused(served, alias=f"files-{damage}-{file.replace('.', '-')}")
+    assert f"version {version}" in message and str(path) in message, message
+    assert words in message and "overblik train" in message, message
+
+
+def test_cli_serve_check_refuses_a_damaged_mlmodel(served: Served, tmp_path: Path) -> None:
+    files = _copied_files(served, tmp_path)
+    (files / "MLmodel").write_text("flavors: {python_function: [unclosed\n")
+    version = _new_version(served, "cli-damaged-mlmodel", source=str(files))
+    result = runner.invoke(app, ["serve", "--check", "--alias", "cli-damaged-mlmodel",
+                                 "--tracking-uri", served.tracking_uri, "--profiles",
+                                 str(served.profiles), "--store", served.store_url,
+                                 "--demo-key"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, said
+    assert f"version {version}" in said and "MLmodel is corrupt" in said
+    assert "Traceback" not in said
