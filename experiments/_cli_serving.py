@@ -152,6 +152,13 @@ def serve(
     if not any(k.role == "caseworker-system" for k in keys):
         console.print("[yellow]no active caseworker-system key:[/] create one with "
                       "`overblik keys create --role caseworker-system --name NAME`")
+    if m.demo_data and not engine.store.meta.demo_data:
+        # The approval gate reads the card, which says "demo"; a model of the synthetic
+        # municipality scoring real citizens is still worth a line nobody can miss.
+        console.print(f"[bold red]warning:[/] version {m.version} was trained on the synthetic "
+                      "demo municipality, but the profile store holds real (non-demo) data: "
+                      "its scores say nothing about these citizens; train on the "
+                      "municipality's own data and have the ethics board review that version")
     if engine.store.meta.model_version != m.version:
         console.print(f"[yellow]note:[/] the profile store was built for version "
                       f"{engine.store.meta.model_version}; the features are the same, but "

@@ -287,6 +287,26 @@ def test_a_csv_store_row_with_other_fields_is_named(served: Served, tmp_path: Pa
     assert "more than once" not in message and "overblik profiles" in message
 
 
+def test_cli_serve_warns_when_a_demo_model_meets_real_data(served: Served,
+                                                          tmp_path: Path) -> None:
+    from overblik.serving._profile_store import _sidecar
+
+    common = ["serve", "--check", "--tracking-uri", served.tracking_uri, "--store",
+              served.store_url, "--demo-key"]
+    same = runner.invoke(app, [*common, "--profiles", str(served.profiles)])
+    assert same.exit_code == 0, same.output
+    assert "synthetic demo municipality" not in " ".join(same.output.split())
+    csv, _ = _csv_store(served, tmp_path)
+    meta = json.loads(_sidecar(csv).read_text())
+    assert meta["demo_data"] is True  # the fixture's store: demo data, as its model
+    _sidecar(csv).write_text(json.dumps({**meta, "demo_data": False}))
+    real = runner.invoke(app, [*common, "--profiles", str(csv)])
+    said = " ".join(real.output.split())
+    assert real.exit_code == 0, said
+    assert (f"warning: version {served.version} was trained on the synthetic demo "
+            "municipality, but the profile store holds real (non-demo) data") in said
+
+
 def test_a_csv_store_with_a_repeated_person_names_the_rows(served: Served,
                                                            tmp_path: Path) -> None:
     csv, text = _csv_store(served, tmp_path)
