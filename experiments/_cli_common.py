@@ -12,7 +12,13 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from overblik.features._errors import InputError
 
@@ -41,7 +47,7 @@ def progress_bar(title: str) -> Iterator[ProgressFn]:
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
+        MofNCompleteColumn(),  # "0/?" until a step knows its total (was "0/None")
         TimeElapsedColumn(),
         console=console,
         transient=False,
@@ -51,7 +57,12 @@ def progress_bar(title: str) -> Iterator[ProgressFn]:
         def update(description: str, done: int, total: int) -> None:
             bar.update(task, description=f"{title}: {description}", completed=done, total=total)
 
-        yield update
+        try:
+            yield update
+        except BaseException:
+            # A failed run ends with its one error message, not a half-filled bar above it.
+            bar.update(task, visible=False)
+            raise
 
 
 def fail(message: str) -> None:

@@ -373,6 +373,7 @@ def test_a_failed_audit_leaves_no_new_out_folder(tmp_path: Path) -> None:
     result = runner.invoke(app, [*base, "--out", str(out)])
     assert result.exit_code == 2
     assert "sensitive column 'age' has 70 distinct values" in _text(result.output)
+    assert "━" not in result.output  # the error stands alone, no half-filled bar above it
     assert not (tmp_path / "new").exists()
     # A folder the user already had is kept, with what it held.
     (tmp_path / "mine").mkdir()
