@@ -3,7 +3,7 @@
 One ASGI middleware around every route:
 
 1. routes not in :data:`~overblik.serving._routes.ROUTES` answer 404, public routes (probes,
-   docs) pass untouched;
+   docs) pass without key or audit (their 404/405 as JSON too);
 2. ``Authorization: Bearer <key>`` must name an active key (else 401) whose role the route
    allows (else 403);
 3. POST bodies must be JSON (415) and at most ``max_body_bytes`` (413);
@@ -159,6 +159,40 @@ class _Sender:
         await self.send(message)
 
 
+class _PublicSender:
+    """Wraps ``send`` on the public routes: Starlette's plain-text 404 and 405 (a POST to
+    /healthz, an unknown Swagger UI asset) become the JSON error every other answer has."""
+
+    def __init__(self, send: Send, path: str) -> None:
+        self.send, self.path = send, path
+        self.replacing = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status = int(message["status"])
+            headers = message.get("headers", [])
+            kind = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+            if status >= 400 and b"json" not in kind:
+                self.replacing = True
+                text = (f"{self.path} takes GET" if status == 405 else
+                        "no such endpoint or file; GET /docs lists the endpoints"
+                        if status == 404 else "the request cannot be answered")
+                body = error_body(text)
+                kept = [(k, v) for k, v in headers
+                        if k.lower() not in (b"content-type", b"content-length")]
+                await self.send({**message, "headers": [
+                    *kept, (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())]})
+                await self.send({"type": "http.response.body", "body": body,
+                                 "more_body": False})
+            else:
+                await self.send(message)
+            return
+        if message["type"] == "http.response.body" and self.replacing:
+            return  # the JSON body has been sent in its place
+        await self.send(message)
+
+
 class AccessAuditMiddleware:
     """ASGI middleware: access control, limits and the audit log (see module docs).
 
@@ -180,7 +214,7 @@ class AccessAuditMiddleware:
             return
         rule = match_route(scope["path"])
         if rule is not None and rule.public:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _PublicSender(send, rule.path))
             return
         engine = self.engine()
         record = RequestRecord(request_id=uuid.uuid4().hex,

@@ -16,9 +16,10 @@ from pydantic import BaseModel
 from overblik.serving._routes import ROUTES, RouteRule
 from overblik.serving._schemas import ErrorResponse, MetadataResponse, VerifyResponse
 
-__all__ = ["SWAGGER_HTML", "openapi_document"]
+__all__ = ["OPENAPI_VERSION", "SWAGGER_HTML", "openapi_document"]
 
 _REF = "#/components/schemas/{model}"
+OPENAPI_VERSION = "3.1.0"
 _ERRORS = {
     "401": "Missing, unknown or revoked API key.",
     "403": "The key's role may not use this endpoint.",
@@ -63,6 +64,10 @@ def _roles_text(rule: RouteRule) -> str:
 def openapi_document(bentoml_spec: dict[str, Any]) -> dict[str, Any]:
     """BentoML's generated document, completed (see module docs)."""
     doc = dict(bentoml_spec)
+    # The schemas are pydantic's JSON Schema 2020-12 (numeric exclusiveMinimum, prefixItems,
+    # {"type": "null"}), which is OpenAPI 3.1, not the 3.0.2 BentoML declares: under 3.0 the
+    # document is invalid and clients generated from it reject /allocate's budget.
+    doc["openapi"] = OPENAPI_VERSION
     components = doc.setdefault("components", {}).setdefault("schemas", {})
     error_ref = _schema(ErrorResponse, components)
     errors = {code: {"description": text, "content": {"application/json": {"schema": error_ref}}}

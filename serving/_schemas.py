@@ -61,7 +61,8 @@ MAX_ALLOCATE = 20_000
 MAX_FEATURES = 1000
 RiskBand = Literal["low", "medium", "high"]
 FeatureName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-# Strict: "3", true or "1_000" are not read as numbers (a client bug, not a value).
+# Strict: "3", true or "1_000" are not read as numbers (a client bug, not a value); the
+# same for every number of a request (top, places, costs, budget).
 FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
 # A request id, and a batch item's: the batch's id, a dash and the index as the results write
 # it (no leading zeros), so that a decision always names the item as the log does.
@@ -107,7 +108,7 @@ class Citizen(_Request):
 class ScoreRequest(Citizen):
     """``POST /score``."""
 
-    top: int | None = Field(default=None, ge=1, le=20,
+    top: int | None = Field(default=None, strict=True, ge=1, le=20,
                             description="How many reasons to return (default 5).")
 
 
@@ -118,7 +119,7 @@ class ExplainRequest(Citizen):
 class RecommendRequest(Citizen):
     """``POST /recommend``."""
 
-    top: int | None = Field(default=None, ge=0, le=20,
+    top: int | None = Field(default=None, strict=True, ge=0, le=20,
                             description="Reasons per programme (default 5; 0 for none).")
 
 
@@ -151,13 +152,15 @@ class AllocateRequest(_Request):
     citizens: list[AllocateCitizen] = Field(
         max_length=MAX_ALLOCATE, description=f"Up to {MAX_ALLOCATE:,} citizens; the "
         "allocation is over the whole list, so it cannot be split into pages.")
-    places: dict[ProgrammeName, Annotated[int, Field(ge=0, le=MAX_PLACES)]] | None = Field(
+    places: dict[ProgrammeName, Annotated[int, Field(strict=True, ge=0,
+                                                     le=MAX_PLACES)]] | None = Field(
         default=None, description="Places per programme (default: the version's).")
-    costs: dict[ProgrammeName, Annotated[float, Field(gt=0, le=MAX_COST,
+    costs: dict[ProgrammeName, Annotated[float, Field(strict=True, gt=0, le=MAX_COST,
                                                       allow_inf_nan=False)]] | None = \
         Field(default=None, description="Cost of one place per programme (default: the "
               "version's).")
-    budget: float | None = Field(default=None, gt=0, le=MAX_BUDGET, allow_inf_nan=False,
+    budget: float | None = Field(default=None, strict=True, gt=0, le=MAX_BUDGET,
+                                 allow_inf_nan=False,
                                  description="Total cost of the places given (default: the "
                                  "version's; none when it has none).")
 
@@ -170,7 +173,7 @@ class BatchRequest(_Request):
     """
 
     items: list[Citizen] = Field(min_length=1, max_length=MAX_BATCH)
-    top: int | None = Field(default=None, ge=0, le=20,
+    top: int | None = Field(default=None, strict=True, ge=0, le=20,
                             description="Reasons per citizen (default 5; 0 for none).")
 
 
