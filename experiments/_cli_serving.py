@@ -403,3 +403,89 @@ def auditlog_verify(store: StoreOption = None) -> None:
     console.print(f"[bold red]audit log broken ({result.kind}) at entry {result.seq}:[/] "
                   f"{result.problem}", highlight=False)
     raise typer.Exit(code=1)
+
+
+@auditlog_app.command("export")
+def auditlog_export(
+    store: StoreOption = None,
+    since: Annotated[str | None, typer.Option(
+        help="First day, YYYY-MM-DD in UTC (inclusive).")] = None,
+    until: Annotated[str | None, typer.Option(
+        help="Last day, YYYY-MM-DD in UTC (inclusive: entries before the day after it).")
+    ] = None,
+    endpoint: Annotated[list[str] | None, typer.Option(
+        help="Only these endpoints, e.g. /score (repeat it or separate by commas).")] = None,
+    key_id: Annotated[str | None, typer.Option(
+        "--key-id", help="Only this API key's entries (the id `overblik keys list` shows).")
+    ] = None,
+    request_id: Annotated[str | None, typer.Option(
+        "--request-id", help="Only this request and the decisions on it (a batch item's "
+        "ID-INDEX: the batch and the decisions on that item).")] = None,
+    cpr: Annotated[str | None, typer.Option(
+        help="Only entries about this citizen and the decisions on their requests. The number "
+        "is pseudonymised with the key (--key-file, $OVERBLIK_PSEUDONYM_KEY or --demo-key) "
+        "and never printed or written; '-' reads it from standard input (out of the shell "
+        "history).")] = None,
+    key_file: KeyFileOption = None,
+    demo_key: DemoKeyOption = False,
+    fmt: Annotated[Literal["csv", "jsonl"], typer.Option(
+        "--format", help="jsonl (one JSON object per entry) or csv (pseudonyms joined by ';', "
+        "summary as JSON text).")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(
+        help="Output file, replaced only when complete (default: standard output).")] = None,
+) -> None:
+    """Export the audit log's entries, filtered, for an auditor or the data-protection
+    officer (e.g. a citizen's access request: --cpr).
+
+    One row per entry: seq, at, kind, request_id, decides (the request a caseworker decision
+    is on), endpoint, method, status, key_id, role, model, model_version, pseudonyms, summary,
+    hash. Filters combine (all must hold). The chain is verified first: when it is broken
+    everything is still exported, a warning names the first broken entry and the exit code
+    is 1 (as `auditlog verify`); exit 2 on bad input. A one-line summary goes to stderr.
+    """
+    from overblik.features._pseudonym import load_key
+    from overblik.serving import AuditLog, open_database
+    from overblik.serving._audit_export import (
+        ExportFilter,
+        export_audit_log,
+        parse_day,
+        parse_endpoints,
+        pseudonym_of_cpr,
+    )
+
+    try:
+        pseudonym = None
+        if cpr is None and (key_file is not None or demo_key):
+            raise InputError("--key-file and --demo-key only go with --cpr")
+        if cpr is not None:
+            if key_file is not None and demo_key:
+                raise InputError("give either --key-file or --demo-key, not both")
+            if cpr.strip() == "-":
+                cpr = sys.stdin.readline().strip()
+                if not cpr:
+                    raise InputError("--cpr -: standard input held no CPR number")
+            # The key as `serve` loads it, so that the pseudonym is the one the log holds.
+            pseudonym = pseudonym_of_cpr(cpr, load_key(key_file, demo=demo_key))
+        flt = ExportFilter(
+            since=None if since is None else parse_day(since, "--since"),
+            until=None if until is None else parse_day(until, "--until"),
+            endpoints=parse_endpoints(endpoint or []), key_id=key_id, request_id=request_id,
+            pseudonym=pseudonym)
+        log = AuditLog(open_database(_store(store)).require_existing())
+        result = export_audit_log(log, flt, fmt, out)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    check = result.verification
+    if not check.intact:
+        console.print(f"[bold red]WARNING: the audit log is broken ({check.kind}) at entry "
+                      f"{check.seq}:[/] {check.problem}. Every entry was exported as stored; do "
+                      "not rely on the export as evidence until the break is explained.",
+                      highlight=False, soft_wrap=True)
+    console.print(result.summary(flt), highlight=False, soft_wrap=True)
+    if pseudonym is not None and result.written == 0:
+        console.print("[yellow]note:[/] no entry is about this citizen; if you expected some, "
+                      "check that the key is the one the service uses (another key gives "
+                      "another pseudonym)", highlight=False, soft_wrap=True)
+    if not check.intact:
+        raise typer.Exit(code=1)

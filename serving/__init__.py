@@ -7,6 +7,12 @@ import BentoML.
 
 from typing import Any
 
+from overblik.serving._audit_export import (
+    ExportFilter,
+    ExportFormat,
+    ExportResult,
+    export_audit_log,
+)
 from overblik.serving._auditlog import AuditEntry, AuditLog, StoredEntry, Verification
 from overblik.serving._cpr import CPR_IN_TEXT, check_cpr, contains_cpr, cpr_birth_date
 from overblik.serving._database import Database, open_database
@@ -61,6 +67,9 @@ __all__ = [
     "ExplainRequest",
     "ExplainResponse",
     "Explainer",
+    "ExportFilter",
+    "ExportFormat",
+    "ExportResult",
     "FeedbackRequest",
     "FeedbackResponse",
     "KeyStore",
@@ -89,6 +98,7 @@ __all__ = [
     "cpr_birth_date",
     "default_profile_store",
     "default_store_url",
+    "export_audit_log",
     "format_value",
     "load_served_model",
     "match_route",

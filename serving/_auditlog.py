@@ -197,11 +197,30 @@ class AuditLog:
 
     def entries(self, *, batch: int = 5000) -> Iterator[StoredEntry]:
         """Every entry in sequence order (streamed in batches)."""
+        return self.entries_between(batch=batch)
+
+    def entries_between(self, start: str | None = None, end: str | None = None, *,
+                        batch: int = 5000) -> Iterator[StoredEntry]:
+        """The entries with ``start <= at < end`` in sequence order (streamed in batches).
+
+        ``start`` and ``end`` are ISO 8601 prefixes such as ``2026-01-31``: every ``at`` is
+        written in one UTC format, so comparing the text compares the times (byte order, not
+        PostgreSQL's locale collation, which may skip the punctuation). None: no bound.
+        """
+        text = 'at collate "C"' if self.db.dialect == "postgresql" else "at"
+        where, bounds = "", []
+        if start is not None:
+            where += f" and {text} >= ?"
+            bounds.append(start)
+        if end is not None:
+            where += f" and {text} < ?"
+            bounds.append(end)
         after = -1
         while True:
             with self.db.transaction() as cur:
-                cur.execute(self.db.sql(f"select {self._COLUMNS} from audit_log where seq > ? "
-                                        "order by seq limit ?"), (after, batch))
+                cur.execute(self.db.sql(f"select {self._COLUMNS} from audit_log where seq > ?"
+                                        f"{where} order by seq limit ?"),
+                            (after, *bounds, batch))
                 rows = cur.fetchall()
             if not rows:
                 return
