@@ -266,3 +266,40 @@ def test_postgresql_tracking_backend(municipality: Path, tmp_path: Path,
         assert str(version.version) == result.model_version
         run = mlflow.get_run(result.run_id)
         assert run.data.tags["overblik.config_hash"]
+        _serve_from_the_production_registry(result, municipality, url, tmp_path)
+
+
+def _serve_from_the_production_registry(result: TrainResult, municipality: Path,
+                                        tracking: str, tmp_path: Path) -> None:
+    """The production path after training, every store on PostgreSQL: the board reviews,
+    the version is promoted, the nightly profiles are built from the registry, and the
+    service checks out against the champion with its audit log and keys on PostgreSQL."""
+    from typer.testing import CliRunner
+
+    from overblik.experiments._cli import app
+
+    runner = CliRunner()
+    registry = ["--tracking-uri", tracking]
+
+    def ok(*args: str) -> str:
+        answer = runner.invoke(app, [*args])
+        assert answer.exit_code == 0, answer.output
+        return " ".join(answer.output.split())
+
+    name = result.model_name
+    ok("review", name, result.model_version, "--approve", "--override-fairness", "--by",
+       "Etisk råd", "--reason", "test of the production path", *registry)
+    assert "is now 'champion'" in ok("promote", name, result.model_version, *registry)
+    from overblik.experiments._approval import read_records
+
+    assert [(r.event, r.registry) for r in read_records()] == [("review", tracking),
+                                                               ("promotion", tracking)]
+    store = tmp_path / "profiles.parquet"
+    ok("profiles", "--as-of", "2025-06-01", "--clean", str(municipality / "clean"),
+       "--model", name, "--out", str(store), *registry)
+    with fresh_postgres_database() as audit:
+        ok("keys", "create", "--role", "caseworker-system", "--name", "Nexus", "--store", audit)
+        said = ok("serve", "--check", "--model", name, "--profiles", str(store), "--store",
+                  audit, "--demo-key", *registry)
+    assert f"{name} version {result.model_version} (champion), approved by Etisk råd" in said
+    assert "store postgresql" in said and "no active caseworker-system key" not in said
