@@ -35,9 +35,9 @@ def generate(
     citizens: Annotated[int, typer.Option(min=50, help="Number of citizens.")] = 10_000,
     years: Annotated[int, typer.Option(min=4, max=30, help="Years of history to simulate.")] = 5,
     seed: Annotated[int, typer.Option(min=0, help="Random seed (same seed, same data).")] = 1,
-    out: Annotated[Path, typer.Option(help="Output folder (raw/, truth/, manifest.json).")] = Path(
-        "data/municipality"
-    ),
+    out: Annotated[Path | None, typer.Option(
+        help="Output folder (raw/, truth/, manifest.json); default: municipality/ in the "
+        "data folder ($OVERBLIK_DATA, else ./data), like every other default path.")] = None,
     label_bias: Annotated[
         float,
         typer.Option(min=1.0, help="Surveillance multiplier on recorded events for the "
@@ -53,8 +53,10 @@ def generate(
     like real data); true probabilities and effects go to OUT/truth, which training never
     reads.
     """
+    from overblik.experiments._tracking import data_dir
     from overblik.features import SyntheticConfig, generate_municipality
 
+    out = out if out is not None else data_dir() / "municipality"
     try:
         config = SyntheticConfig(citizens=citizens, years=years, seed=seed,
                                  label_bias=label_bias, fmt=fmt)

@@ -55,6 +55,17 @@ def test_summary_of_missing_folder_is_clear(tmp_path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_generate_defaults_to_the_data_folder(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    # Was ./data/municipality whatever $OVERBLIK_DATA said, unlike every other default path.
+    monkeypatch.setenv("OVERBLIK_DATA", str(tmp_path / "elsewhere"))
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["generate", "--citizens", "60", "--years", "4"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "elsewhere" / "municipality" / "manifest.json").is_file()
+    assert not (tmp_path / "data").exists()
+
+
 def test_generate_refuses_an_out_that_is_not_its_own(tmp_path: Path) -> None:
     """A file, a folder under a file, or a folder holding other things (e.g. ingested data)."""
     (tmp_path / "afile").write_text("x")
