@@ -265,8 +265,10 @@ def _covariate(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -
         return _Encoded({column: numbers})
     numeric_type = pa.types.is_integer(kind) or pa.types.is_floating(kind)
     text = _as_text(values)
-    if not numeric_type and _mostly(text, _ISO_DATE, present):
-        return _date_covariate(path, column, _text_days(text), raw, is_csv)
+    if not numeric_type:
+        iso = text.str.fullmatch(_ISO_DATE).fillna(False).to_numpy(dtype=bool)
+        if _mostly(iso, present):
+            return _date_covariate(path, column, _text_days(text, iso), raw, is_csv)
     if numeric_type or bad.sum() <= MAX_NON_NUMBER_SHARE * present.sum():
         first = int(np.flatnonzero(bad)[0])
         what = "a finite number" if np.isinf(numbers[first]) else "a number"
@@ -295,9 +297,8 @@ def _bad_value(path: Path, column: str, raw: pd.Series, bad: np.ndarray, present
             f"{int(present.sum()):,} rows with a value): fix or blank it (blank = missing)")
 
 
-def _mostly(text: pd.Series, pattern: str, present: np.ndarray) -> bool:
-    """Whether all values but a few typos (:data:`MAX_NON_NUMBER_SHARE`) match ``pattern``."""
-    matches = text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+def _mostly(matches: np.ndarray, present: np.ndarray) -> bool:
+    """Whether all values but a few typos (:data:`MAX_NON_NUMBER_SHARE`) match."""
     misses = int(np.count_nonzero(present & ~matches))
     return bool(matches.any()) and misses <= MAX_NON_NUMBER_SHARE * present.sum()
 
@@ -320,13 +321,11 @@ def _stored_days(values: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(days.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def _text_days(text: pd.Series) -> np.ndarray:
-    """Days since 1970-01-01 of ISO dates (and times) written as text; NaN for the rest,
-    including impossible dates such as 2024-02-30."""
+def _text_days(text: pd.Series, ok: np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 of the ISO dates (and times) written as text, where ``ok``
+    (the rows that match :data:`_ISO_DATE`); NaN for the rest, including impossible dates
+    such as 2024-02-30."""
     days = np.full(len(text), np.nan)
-    ok = text.str.fullmatch(_ISO_DATE).fillna(False).to_numpy(dtype=bool)
-    if not ok.any():
-        return days
     # Each distinct value once; microseconds reach far beyond 9999-12-31 (an open end).
     uniques, inverse = np.unique(text[ok].str.replace(" ", "T").to_numpy(dtype=str),
                                  return_inverse=True)

@@ -53,6 +53,11 @@ def sniff_format(path: Path) -> Literal["csv", "parquet", "binary"]:
     when its head is text (a CSV whose first column is named ``PAR1``), and otherwise a
     broken (e.g. truncated) Parquet file, as is a ``*.parquet`` file that starts with it.
     """
+    return _sniff(path)[0]
+
+
+def _sniff(path: Path) -> tuple[Literal["csv", "parquet", "binary"], bytes]:
+    """:func:`sniff_format`, and the head it read (the CSV header check reads it too)."""
     with path.open("rb") as fh:
         head = fh.read(SNIFF_BYTES)
         tail = b""
@@ -63,8 +68,8 @@ def sniff_format(path: Path) -> Literal["csv", "parquet", "binary"]:
     text = _looks_like_text(head)
     if head.startswith(PARQUET_MAGIC) and (
             tail == PARQUET_MAGIC or not text or path.suffix.lower() == ".parquet"):
-        return "parquet"
-    return "csv" if text else "binary"
+        return "parquet", head
+    return ("csv" if text else "binary"), head
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -206,14 +211,12 @@ def _other_separator(found: list[str]) -> str | None:
 
 def _read_header(path: Path, source: Source) -> list[str]:
     """The CSV header, read on its own so a wrong header fails before the file is parsed."""
-    kind = sniff_format(path)
+    kind, head = _sniff(path)
     if kind == "parquet":
         raise InputError(f"{path} is a Parquet file, not CSV: rename it to {path.stem}.parquet")
     if kind == "binary":
         raise InputError(f"{path} is not a CSV text file (it holds binary data): export the "
                          f"{source.name} extract as UTF-8 CSV or Parquet")
-    with path.open("rb") as fh:
-        head = fh.read(SNIFF_BYTES)
     line = head.split(b"\n", 1)[0].rstrip(b"\r")
     if line.startswith(codecs.BOM_UTF8):
         line = line[len(codecs.BOM_UTF8):]

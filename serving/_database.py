@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from overblik.experiments._tracking import without_password
 from overblik.features._errors import InputError
 
 __all__ = ["Database", "Dialect", "open_database"]
@@ -77,11 +78,7 @@ class Database:
     @property
     def redacted_url(self) -> str:
         """The URL without a password (for messages and logs)."""
-        if self.dialect == "sqlite" or "@" not in self.url:
-            return self.url
-        scheme, rest = self.url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}@{host}"
+        return without_password(self.url)
 
     def _connect(self) -> Any:
         if self.dialect == "sqlite":

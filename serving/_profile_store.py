@@ -62,7 +62,8 @@ def _sidecar(path: Path) -> Path:
 
 
 def _check_csv_fields(path: Path, fix: str) -> None:
-    """Refuse a CSV store with a row of more or fewer fields than its header.
+    """Refuse a CSV store with a row of more or fewer fields than its header (called when
+    pandas' reading shows the signs of one).
 
     pandas would not: an extra field in the first row turns the first column into the
     index (every person_id then reads as the as-of date, "a duplicate person"), and a short
@@ -223,8 +224,15 @@ class ProfileStore:
         try:
             if path.suffix == ".csv":
                 meta_raw = json.loads(_sidecar(path).read_text(encoding="utf-8"))
-                _check_csv_fields(path, fix)
-                frame = pd.read_csv(path, dtype={"person_id": str})
+                try:
+                    frame = pd.read_csv(path, dtype={"person_id": str})
+                except pd.errors.ParserError:
+                    _check_csv_fields(path, fix)  # names the line
+                    raise
+                # A row of other length reads as a shifted index or as blanks: only then is
+                # the file parsed again, row by row, to name the line (a good store is not).
+                if not isinstance(frame.index, pd.RangeIndex) or frame.isna().to_numpy().any():
+                    _check_csv_fields(path, fix)
             else:
                 table = pq.read_table(path)
                 raw = (table.schema.metadata or {}).get(_META_KEY)
