@@ -35,8 +35,9 @@ from overblik.experiments._audit_file import (
 )
 from overblik.features._errors import InputError
 
-__all__ = ["EFFECTS_FILES", "EffectsResult", "EffectsTable", "estimate_effects",
-           "parse_covariates", "parse_trim", "read_effects_table", "write_effects"]
+__all__ = ["EFFECTS_FILES", "EffectsResult", "EffectsTable", "content_order",
+           "estimate_effects", "parse_covariates", "parse_trim", "read_effects_table",
+           "write_effects"]
 
 EFFECTS_FILES = ("effects.json", "cate.csv", "effects.html")
 _TRUE = frozenset({"1", "1.0", "true"})
@@ -401,10 +402,14 @@ def estimate_effects(table: EffectsTable, *, trim: tuple[float, float] = (0.01, 
         progress("fit", 0, 1)
     learner = DRLearner(trim=trim, n_folds=n_folds, n_bootstrap=n_bootstrap, alpha=alpha,
                         random_state=random_state)
+    order = content_order(table)
     try:
-        learner.fit(table.X, table.T, table.y)
+        learner.fit(table.X.iloc[order], table.T[order], table.y[order])
     except ValueError as exc:  # arm too small for the folds or after trimming
         raise InputError(f"{table.path}: {exc}") from None
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    trimmed, propensity = learner.trimmed_[back], learner.propensity_[back]
     if progress:
         progress("fit", 1, 1)
     if n_bootstrap >= 2:
@@ -413,12 +418,11 @@ def estimate_effects(table: EffectsTable, *, trim: tuple[float, float] = (0.01, 
         effect = learner.effect(table.X)
         low = high = np.full(table.rows, np.nan)
     cate = pd.DataFrame({"row": np.arange(1, table.rows + 1), "effect": effect,
-                         "ci_low": low, "ci_high": high, "trimmed": learner.trimmed_,
-                         "propensity": learner.propensity_})
+                         "ci_low": low, "ci_high": high, "trimmed": trimmed,
+                         "propensity": propensity})
     # The learner's report, recomputed to name the treatment column in the warnings.
-    overlap = overlap_report(learner.propensity_, table.T, trim=trim, label=table.treatment)
-    extrapolation = _extrapolation_warning(learner.propensity_, table.T, learner.trimmed_,
-                                           table.treatment)
+    overlap = overlap_report(propensity, table.T, trim=trim, label=table.treatment)
+    extrapolation = _extrapolation_warning(propensity, table.T, trimmed, table.treatment)
     warnings = [*overlap.warnings, *extrapolation, *table.notes]
     binary = bool(np.isin(table.y, (0.0, 1.0)).all())
     summary: dict[str, Any] = {
@@ -439,8 +443,20 @@ def estimate_effects(table: EffectsTable, *, trim: tuple[float, float] = (0.01, 
         "overlap": overlap.as_dict(),
         "warnings": warnings,
     }
-    return EffectsResult(summary=strict_json(summary), cate=cate, propensity=learner.propensity_,
+    return EffectsResult(summary=strict_json(summary), cate=cate, propensity=propensity,
                          T=table.T, trim=trim)
+
+
+def content_order(table: EffectsTable) -> np.ndarray:
+    """The rows sorted by a hash of their values (covariates, treatment, outcome).
+
+    The cross-fitting folds and the bootstrap draw by row position, so the same table
+    sorted differently would give other digits; fitted in this order it gives the same.
+    Equal rows are interchangeable, so their order among themselves does not matter.
+    """
+    values = np.column_stack([table.X.to_numpy(dtype=np.float64), table.T, table.y])
+    key = pd.util.hash_pandas_object(pd.DataFrame(values), index=False).to_numpy()
+    return np.argsort(key, kind="stable")
 
 
 def _extrapolation_warning(propensity: np.ndarray, T: np.ndarray, trimmed: np.ndarray,
