@@ -7,6 +7,7 @@ that ``--help`` answers at once.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -128,6 +129,9 @@ def ingest(
 
 def main() -> None:
     """Entry point of the ``overblik`` command."""
+    # MLflow's "Downloading artifacts" bars (one per model load, also in the serving
+    # workers, which inherit this) say nothing to a user; our own bars show long work.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         app()
     except KeyboardInterrupt:
