@@ -73,7 +73,8 @@ demo: env  ## the main job on the embedded default: generate, ingest, train (MLf
 	-$(RUN) promote overblik-child-placement challenger
 	$(RUN) review overblik-child-placement challenger --approve --override-fairness --by "Demo ethics board" --reason "Demo on synthetic data: the board read the fairness report and model card; small-group gaps accepted for demonstration only"
 	$(RUN) promote overblik-child-placement challenger
-	@echo "Board decisions and promotions (append-only): $(DATA)/reviews.jsonl"
+	@echo "The board's record (append-only, in the registry's database):"
+	$(RUN) reviews overblik-child-placement
 	@echo "Open the MLflow UI on these runs:"
 	@echo "  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(DATA)/mlflow.db --port 5000"
 	@echo "The nightly batch: today's profiles of the champion's cohort, for /score by CPR number:"

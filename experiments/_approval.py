@@ -20,6 +20,7 @@ from typing import Literal, cast
 import mlflow
 
 from overblik.experiments._tracking import data_dir
+from overblik.features._errors import InputError
 
 __all__ = [
     "APPROVAL_AT",
@@ -133,8 +134,16 @@ def read_records(path: Path | None = None) -> list[ReviewRecord]:
     target = path or reviews_path()
     if not target.exists():
         return []
-    lines = target.read_text(encoding="utf-8").splitlines()
-    return [ReviewRecord(**json.loads(line)) for line in lines if line.strip()]
+    out = []
+    for number, line in enumerate(target.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            out.append(ReviewRecord(**json.loads(line)))
+        except (ValueError, TypeError) as exc:  # not JSON, not an object, unknown keys
+            raise InputError(f"{target} line {number} is not a record ({exc}): the file is "
+                             "appended to only, so restore it from the backup") from None
+    return out
 
 
 def write_approval(name: str, version: str, approval: Approval,

@@ -1,9 +1,10 @@
-"""``overblik`` commands for fairness: audit, review, promote.
+"""``overblik`` commands for fairness: audit, review, promote, reviews.
 
 ``audit`` audits any scored table; ``review`` records the ethics board's decision on a
 registered model version; ``promote`` moves ``champion`` to a version only when the board
 approved it and its fairness audit passed (or the board overrode a failed audit, with a
-reason). Reviews and promotions are appended to ``<data>/reviews.jsonl``.
+reason); ``reviews`` lists the record. Reviews and promotions are added to the record in
+the registry's database (``<data>/reviews.jsonl`` for a file store or an MLflow server).
 """
 
 from __future__ import annotations
@@ -149,12 +150,13 @@ def review(
 ) -> None:
     """Record the ethics board's decision on a model version (approve or reject).
 
-    Sets the version's approval tags in MLflow (the latest decision) and appends the
+    Sets the version's approval tags in MLflow (the latest decision) and adds the
     decision, with time (UTC), reviewer, reason, the audit verdict, run id and config
-    hash, to data/reviews.jsonl, which is never rewritten.
+    hash, to the record (a table in the registry's database; data/reviews.jsonl for a
+    file store or an MLflow server), which is never rewritten: `overblik reviews` lists it.
     """
-    from overblik.experiments._approval import reviews_path
     from overblik.experiments._review import review as run_review
+    from overblik.experiments._review_log import ReviewLog
     from overblik.experiments._tracking import use_tracking
 
     try:
@@ -167,14 +169,14 @@ def review(
                              "board's reason")
         if override_fairness and not approve:
             raise InputError("--override-fairness only goes with --approve")
-        use_tracking(tracking_uri, must_exist=True)
+        log = ReviewLog(use_tracking(tracking_uri, must_exist=True))
         entry = run_review(model, version, decision="approved" if approve else "rejected",
                            by=by, reason=reason, override_fairness=override_fairness)
     except InputError as exc:
         fail(str(exc))
         return
     out_console.print(f"{entry.model} version {entry.version}: {entry.decision} by {entry.by} "
-                      f"at {entry.time}; recorded in {reviews_path()}")
+                      f"at {entry.time}; recorded in {log.location}")
     if entry.decision == "approved" and entry.fairness_passed is not True \
             and not entry.overrides_fairness:
         audit_state = ("has no fairness audit" if entry.fairness_passed is None
@@ -195,18 +197,19 @@ def promote(
 
     Allowed only when the latest review approved the version and its fairness audit passed,
     or the approval overrides a failed (or missing) audit with a reason. Every promotion
-    and every refusal is appended to data/reviews.jsonl with the previous champion.
+    and every refusal is added to the record (see `overblik review`) with the previous
+    champion.
     """
-    from overblik.experiments._approval import reviews_path
     from overblik.experiments._review import PromotionRefused
     from overblik.experiments._review import promote as run_promote
+    from overblik.experiments._review_log import ReviewLog
     from overblik.experiments._tracking import use_tracking
 
     try:
-        use_tracking(tracking_uri, must_exist=True)
+        log = ReviewLog(use_tracking(tracking_uri, must_exist=True))
         done = run_promote(model, version)
     except PromotionRefused as exc:
-        fail(f"{exc} (the refusal is recorded in {reviews_path()})")
+        fail(f"{exc} (the refusal is recorded in {log.location})")
         return
     except InputError as exc:
         fail(str(exc))
@@ -214,4 +217,64 @@ def promote(
     before = (f"(was version {done.previous_champion})" if done.previous_champion
               else "(there was no champion)")
     out_console.print(f"{done.model} version {done.version} is now 'champion' {before}; "
-                      f"recorded in {reviews_path()}")
+                      f"recorded in {log.location}")
+
+
+@app.command()
+def reviews(
+    model: Annotated[str | None, typer.Argument(help="Registered model name (default: "
+                                                "every model).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line, every "
+                                          "field, instead of the table.")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
+) -> None:
+    """List the ethics board's decisions and the promotions, oldest first.
+
+    Every `overblik review`, promotion and refused promotion of the registry, with time
+    (UTC), version, who decided and why, the fairness verdict at the time and the
+    champion before a promotion.
+    """
+    from rich.markup import escape
+    from rich.padding import Padding
+    from rich.text import Text
+
+    from overblik.experiments._review_log import ReviewLog
+    from overblik.experiments._tracking import use_tracking
+
+    try:
+        log = ReviewLog(use_tracking(tracking_uri, must_exist=True))
+        found = log.records(model)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        for record in found:
+            typer.echo(record.to_json())
+        return
+    if not found:
+        whose = f" for {model}" if model else ""
+        out_console.print(f"no reviews or promotions{whose} in {log.location}")
+        return
+    # One block per entry, like `git log`: readable in any terminal width.
+    out_console.print(escape(f"{len(found)} entries, oldest first (the record: "
+                             f"{log.location})"))
+    for r in found:
+        audit_state = {True: "passed", False: "failed", None: "none"}[r.fairness_passed]
+        if r.overrides_fairness:
+            audit_state += ", overridden by the approval"
+        event = {"review": f"review: {r.decision} by {r.by}",
+                 "promotion": f"promoted to champion (before: {r.previous_champion or 'none'})",
+                 "promotion_refused": "promotion refused"}[r.event]
+        out_console.print(f"[bold]{escape(r.time.replace('T', ' ').removesuffix('Z'))} UTC  "
+                          f"{escape(r.model)} version {escape(r.version)}[/]  {escape(event)}")
+        lines = [f"fairness audit: {audit_state}"]
+        if r.event == "promotion_refused":
+            lines.append(f"why: {r.detail}")
+        elif r.event == "promotion":
+            lines.append(f"on the approval by {r.by}: {r.reason}")
+        else:
+            lines.append(f"reason: {r.reason}")
+        for line in lines:
+            # Text: reasons are free text ("[see minutes]" is not markup); the padding keeps
+            # wrapped lines indented under their entry.
+            out_console.print(Padding(Text(line), (0, 0, 0, 2)))

@@ -2,9 +2,10 @@
 ``champion`` only when the latest review approves it and the fairness audit passed (or the
 board overrode a failed audit, with a reason).
 
-Every review, promotion and refused promotion is appended to the record
-(:func:`overblik.experiments._approval.append_record`); the MLflow tags hold the latest
-review and the alias the current champion.
+Every review, promotion and refused promotion is added to the record
+(:class:`overblik.experiments._review_log.ReviewLog`: a table in the registry's database, or
+``<data>/reviews.jsonl``); the MLflow tags hold the latest review and the alias the current
+champion.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ from overblik.experiments._approval import (
     Approval,
     Decision,
     ReviewRecord,
-    append_record,
     approval_of,
     utc_now,
     write_approval,
 )
+from overblik.experiments._review_log import ReviewLog
 from overblik.experiments._tracking import without_password
 from overblik.features._errors import InputError
 
@@ -47,6 +48,10 @@ class Promotion:
     version: str
     previous_champion: str | None
     record: ReviewRecord
+
+
+def _log(client: mlflow.MlflowClient, record: Path | None) -> ReviewLog:
+    return ReviewLog(client.tracking_uri, record)
 
 
 def _model_version(client: mlflow.MlflowClient, name: str, version: str) -> ModelVersion:
@@ -101,7 +106,7 @@ def review(name: str, version: str, *, decision: Decision, by: str, reason: str,
     client
         MLflow client (default: the current tracking URI).
     record
-        The JSON-lines record (default ``<data>/reviews.jsonl``).
+        A JSON-lines file to record in (default: the registry's :class:`ReviewLog`).
 
     Raises
     ------
@@ -129,7 +134,7 @@ def review(name: str, version: str, *, decision: Decision, by: str, reason: str,
                          registry=without_password(mlflow_client.tracking_uri))
     # The record first: a crash in between leaves a recorded decision not yet in effect,
     # never a decision in effect that the record lacks.
-    append_record(entry, record)
+    _log(mlflow_client, record).append(entry)
     write_approval(name, str(version), Approval(decision=decision, by=by, reason=reason,
                                                 at=entry.time,
                                                 overrides_fairness=override_fairness),
@@ -191,10 +196,9 @@ def promote(name: str, version: str, *, client: mlflow.MlflowClient | None = Non
         overrides_fairness=approval.overrides_fairness if approval else None,
         previous_champion=previous, detail=why,
         registry=without_password(mlflow_client.tracking_uri))
+    _log(mlflow_client, record).append(entry)
     if why is not None:
-        append_record(entry, record)
         raise PromotionRefused(f"promotion refused: {why}")
-    append_record(entry, record)
     mlflow_client.set_registered_model_alias(name, CHAMPION, str(version))
     return Promotion(model=name, version=str(version), previous_champion=previous,
                      record=entry)

@@ -37,10 +37,14 @@ class Database:
     ----------
     url
         ``sqlite:///<path>`` or ``postgresql://...``.
+    wal
+        Put a SQLite file in write-ahead-log mode (the service's own store); False leaves
+        the journal mode of a file another program owns (MLflow's) as it is.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, wal: bool = True) -> None:
         self.url = url
+        self.wal = wal
         self.dialect: Dialect
         if url.startswith("sqlite:///"):
             self.dialect = "sqlite"
@@ -87,7 +91,8 @@ class Database:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                        check_same_thread=False)
-                conn.execute("pragma journal_mode=wal")
+                if self.wal:
+                    conn.execute("pragma journal_mode=wal")
                 # FULL: a commit is on disk before the response leaves (an audit trail that
                 # loses its last entries on a power cut is not one).
                 conn.execute("pragma synchronous=full")
@@ -144,6 +149,6 @@ class Database:
             self._local.conn = None
 
 
-def open_database(url: str) -> Database:
+def open_database(url: str, *, wal: bool = True) -> Database:
     """A :class:`Database` for ``url`` (checked, not yet connected)."""
-    return Database(url)
+    return Database(url, wal=wal)

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from overblik.experiments._approval import CHAMPION, FAIRNESS_PASSED, read_records
+from overblik.experiments._approval import CHAMPION, FAIRNESS_PASSED
+from overblik.experiments._review_log import ReviewLog
 from overblik.experiments._config import (
     ExperimentConfig,
     experiments_dir,
@@ -185,8 +186,9 @@ def test_oracle_adds_label_bias_and_the_gate_uses_the_tag(
     client = mlflow.MlflowClient()
     assert str(client.get_model_version_by_alias(result.model_name, CHAMPION).version
                ) == result.model_version
-    assert [r.event for r in read_records()] == ["promotion_refused", "review", "promotion"]
-    assert read_records()[1].config_hash == result.config_hash
+    records = ReviewLog(mlflow.get_tracking_uri()).records(result.model_name)
+    assert [r.event for r in records] == ["promotion_refused", "review", "promotion"]
+    assert records[1].config_hash == result.config_hash
 
 
 def test_a_mitigation_that_cannot_be_compared_leaves_the_audit_standing(

@@ -1,13 +1,16 @@
 """The ethics board's gate: `overblik review` records decisions, `overblik promote` moves
 `champion` only for an approved version whose audit passed or was overridden with a reason;
-every review and promotion lands in the append-only record, in order. Real MLflow (SQLite)."""
+every review and promotion lands in the append-only record (a table in the registry's
+database), in order, and `overblik reviews` lists it. Real MLflow (SQLite)."""
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -20,6 +23,7 @@ from overblik.experiments._approval import (
     APPROVAL_DECISION,
     CHAMPION,
     FAIRNESS_PASSED,
+    ReviewRecord,
     append_record,
     approval_of,
     read_records,
@@ -27,6 +31,7 @@ from overblik.experiments._approval import (
 )
 from overblik.experiments._cli import app
 from overblik.experiments._review import PromotionRefused, promote, review
+from overblik.experiments._review_log import REVIEW_TABLE, ReviewLog
 from overblik.experiments._tracking import without_password
 from overblik.features import InputError
 
@@ -40,7 +45,7 @@ def uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture
 def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh data folder, so each test has its own reviews.jsonl."""
+    """A fresh data folder, so each test has its own reviews.jsonl (where there is one)."""
     monkeypatch.setenv("OVERBLIK_DATA", str(tmp_path / "data"))
     return tmp_path / "data"
 
@@ -65,6 +70,18 @@ def model(uri: str, data: Path) -> Iterator[str]:
     yield name
 
 
+def _records(name: str) -> list[ReviewRecord]:
+    """The model's records in the registry's table (each test has its own model)."""
+    return ReviewLog(mlflow.get_tracking_uri()).records(name)
+
+
+def _rows(uri: str, name: str) -> list[tuple[object, ...]]:
+    """The table's rows of the model as stored, read with sqlite3 (no overblik)."""
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as conn:
+        return conn.execute(f"select * from {REVIEW_TABLE} where model = ? order by id",
+                            (name,)).fetchall()
+
+
 def _champion(name: str) -> str | None:
     try:
         return str(MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
@@ -82,7 +99,7 @@ def test_promote_refuses_a_version_never_reviewed(model: str, version: str) -> N
     with pytest.raises(PromotionRefused, match="never been reviewed"):
         promote(model, version)
     assert _champion(model) is None
-    (refusal,) = read_records()
+    (refusal,) = _records(model)
     assert refusal.event == "promotion_refused"
     assert refusal.version == version and refusal.previous_champion is None
     assert refusal.detail is not None and "never been reviewed" in refusal.detail
@@ -133,7 +150,7 @@ def test_record_has_every_review_and_promotion_in_order(model: str) -> None:
         promote(model, "2")
     review(model, "2", decision="approved", by="B", reason="r3", override_fairness=True)
     promote(model, "2")
-    records = read_records()
+    records = _records(model)
     assert [(r.event, r.version) for r in records] == [
         ("review", "1"), ("promotion", "1"), ("review", "2"), ("promotion_refused", "2"),
         ("review", "2"), ("promotion", "2")]
@@ -148,18 +165,63 @@ def test_record_has_every_review_and_promotion_in_order(model: str) -> None:
     assert records[4].overrides_fairness is True and records[4].reason == "r3"
     # Which store each decision took effect in: a record may hold several stores' decisions.
     assert {r.registry for r in records} == {mlflow.get_tracking_uri()}
-    # One JSON object per line, readable without overblik.
-    lines = reviews_path().read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line)["event"] for line in lines] == [r.event for r in records]
+    # One JSON object per row, readable without overblik; nothing in the data folder.
+    rows = _rows(mlflow.get_tracking_uri(), model)
+    assert [json.loads(row[-1])["event"] for row in rows] == [r.event for r in records]
+    assert [(row[1], row[3]) for row in rows] == [(r.time, r.version) for r in records]
+    assert not reviews_path().exists()
 
 
-def test_record_is_only_appended(model: str, data: Path) -> None:
+def test_record_is_only_appended(model: str, uri: str) -> None:
     review(model, "1", decision="approved", by="A", reason="første / first")
-    before = reviews_path().read_bytes()
+    before = _rows(uri, model)
     review(model, "1", decision="rejected", by="A", reason="anden / second")
-    after = reviews_path().read_bytes()
-    assert after.startswith(before) and len(after) > len(before)
-    assert "første" in before.decode("utf-8")
+    after = _rows(uri, model)
+    assert after[:len(before)] == before and len(after) == len(before) + 1
+    assert "første" in str(before[0][-1])
+
+
+def test_the_registry_database_keeps_its_journal_mode(model: str, uri: str) -> None:
+    """MLflow owns the file: recording in it must not switch it to write-ahead logging."""
+    path = uri.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        mode = conn.execute("pragma journal_mode").fetchone()[0]
+    review(model, "1", decision="approved", by="A", reason="r")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("pragma journal_mode").fetchone()[0] == mode != "wal"
+
+
+def test_a_tracking_server_keeps_the_record_in_the_data_folder(model: str, data: Path) -> None:
+    """overblik cannot reach an MLflow server's database: the JSON-lines file instead."""
+    log = ReviewLog("https://board:s3cret@mlflow.example")
+    assert log.location == str(data / "reviews.jsonl")
+    entry = review(model, "1", decision="approved", by="A", reason="r")
+    log.append(entry)
+    assert log.records() == [entry] and log.records("another-model") == []
+    lines = reviews_path().read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["model"] for line in lines] == [model]
+
+
+def test_lines_an_earlier_version_kept_in_the_file_are_listed_first(model: str,
+                                                                     data: Path) -> None:
+    """Before the record moved into the database it was reviews.jsonl: this registry's
+    lines stay in the history, another registry's do not join it."""
+    old = ReviewRecord(event="review", time="2026-01-05T10:00:00Z", model=model, version="1",
+                       run_id=None, config_hash=None, fairness_passed=True,
+                       decision="rejected", by="A", reason="before the move",
+                       registry=without_password(mlflow.get_tracking_uri()))
+    append_record(old)
+    append_record(replace(old, registry="sqlite:////elsewhere/mlflow.db", reason="elsewhere"))
+    assert _records(model) == [old]
+    review(model, "1", decision="approved", by="A", reason="after the move")
+    assert [r.reason for r in _records(model)] == ["before the move", "after the move"]
+
+
+def test_a_damaged_record_file_is_named_by_line(data: Path) -> None:
+    data.mkdir(parents=True)
+    reviews_path().write_text('{"event": "review"\n', encoding="utf-8")
+    with pytest.raises(InputError, match=r"reviews.jsonl line 1 is not a record"):
+        ReviewLog("https://mlflow.example").records()
 
 
 def test_append_record_creates_the_folder(tmp_path: Path, model: str) -> None:
@@ -184,7 +246,7 @@ def test_review_refuses_bad_input_and_records_nothing(model: str, kwargs: dict[s
                                "by": "A", "reason": "r", **kwargs}
     with pytest.raises(InputError, match=re.escape(message)):
         review(**args)  # type: ignore[arg-type]
-    assert read_records() == []
+    assert _records(model) == []
     assert approval_of(model, "1") is None
 
 
@@ -201,7 +263,7 @@ def test_versions_can_be_named_by_alias(model: str) -> None:
 def test_promote_unknown_version_names_it(model: str) -> None:
     with pytest.raises(InputError, match="has no version '7'"):
         promote(model, "7")
-    assert read_records() == []
+    assert _records(model) == []
 
 
 def test_cli_review_and_promote(model: str, uri: str) -> None:
@@ -219,7 +281,8 @@ def test_cli_review_and_promote(model: str, uri: str) -> None:
     result = runner.invoke(app, ["promote", model, "2", *base])
     assert result.exit_code == 2
     assert "missed its fairness thresholds" in _text(result.output)
-    assert f"(the refusal is recorded in {reviews_path()})" in _text(result.output)
+    where = f"table {REVIEW_TABLE} of {uri}"
+    assert f"(the refusal is recorded in {where})" in _text(result.output)
     result = runner.invoke(app, ["review", model, "2", "--approve", "--override-fairness",
                                  "--by", "Demo ethics board", "--reason", "accepted gap",
                                  *base])
@@ -227,10 +290,36 @@ def test_cli_review_and_promote(model: str, uri: str) -> None:
     result = runner.invoke(app, ["promote", model, "2", *base])
     assert result.exit_code == 0, result.output
     assert (f"version 2 is now 'champion' (there was no champion); recorded in "
-            f"{reviews_path()}") in _text(result.output)
+            f"{where}") in _text(result.output)
     assert _champion(model) == "2"
-    assert [r.event for r in read_records()] == ["promotion_refused", "review",
-                                                 "promotion_refused", "review", "promotion"]
+    assert [r.event for r in _records(model)] == ["promotion_refused", "review",
+                                                  "promotion_refused", "review", "promotion"]
+
+
+def test_cli_reviews_lists_the_record(model: str, uri: str) -> None:
+    base = ["--tracking-uri", uri]
+    empty = runner.invoke(app, ["reviews", model, *base])
+    assert empty.exit_code == 0, empty.output
+    assert f"no reviews or promotions for {model}" in _text(empty.output)
+    review(model, "1", decision="approved", by="Etisk råd", reason="ok [see minutes 4]")
+    promote(model, "1")
+    with pytest.raises(PromotionRefused):
+        promote(model, "2")
+    result = runner.invoke(app, ["reviews", model, *base], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    text = _text(result.output)
+    assert f"3 entries, oldest first (the record: table {REVIEW_TABLE} of {uri})" in text
+    assert f"{model} version 1 review: approved by Etisk råd" in text
+    assert "reason: ok [see minutes 4]" in text  # free text, not rich markup
+    assert "version 1 promoted to champion (before: none)" in text
+    assert f"{model} version 2 promotion refused fairness audit: failed why:" in text
+    assert "never been reviewed" in text
+    lines = runner.invoke(app, ["reviews", model, "--json", *base]).output.splitlines()
+    assert [ReviewRecord(**json.loads(line)) for line in lines] == _records(model)
+    everyone = runner.invoke(app, ["reviews", "--json", *base]).output
+    assert len(everyone.splitlines()) >= 3 and model in everyone
+    missing = runner.invoke(app, ["reviews", "--tracking-uri", f"{uri}-missing"])
+    assert missing.exit_code == 2 and "no such file" in _text(missing.output)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -246,7 +335,7 @@ def test_cli_review_usage_errors_exit_2(model: str, uri: str, args: list[str],
     result = runner.invoke(app, ["review", model, "1", *args, "--tracking-uri", uri])
     assert result.exit_code == 2
     assert message in _text(result.output)
-    assert read_records() == []
+    assert _records(model) == []
 
 
 def test_cli_unknown_model_exits_2_naming_it(model: str, uri: str) -> None:

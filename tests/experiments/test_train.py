@@ -289,11 +289,18 @@ def _serve_from_the_production_registry(result: TrainResult, municipality: Path,
     name = result.model_name
     ok("review", name, result.model_version, "--approve", "--override-fairness", "--by",
        "Etisk råd", "--reason", "test of the production path", *registry)
-    assert "is now 'champion'" in ok("promote", name, result.model_version, *registry)
-    from overblik.experiments._approval import read_records
+    assert ("recorded in table overblik_review_record of postgresql://"
+            in ok("promote", name, result.model_version, *registry))
+    from overblik.experiments._approval import reviews_path
+    from overblik.experiments._review_log import ReviewLog
 
-    assert [(r.event, r.registry) for r in read_records()] == [("review", tracking),
-                                                               ("promotion", tracking)]
+    # The board's record is in the registry's PostgreSQL database, not on this machine.
+    assert [(r.event, r.registry) for r in ReviewLog(tracking).records(name)] == [
+        ("review", tracking), ("promotion", tracking)]
+    assert not reviews_path().exists()
+    listed = " ".join(runner.invoke(app, ["reviews", name, *registry],
+                                    env={"COLUMNS": "200"}).output.split())
+    assert "test of the production path" in listed and "promoted to champion (before: none)" in listed
     store = tmp_path / "profiles.parquet"
     ok("profiles", "--as-of", "2025-06-01", "--clean", str(municipality / "clean"),
        "--model", name, "--out", str(store), *registry)

@@ -1,0 +1,148 @@
+"""Where the record of reviews and promotions is kept, and reading it back.
+
+The record lives with the registry the decisions take effect in: a table
+``overblik_review_record`` in the MLflow tracking database when that is SQLite or
+PostgreSQL (in production whoever can reach the registry can read the board's record, from
+any machine), and the JSON-lines file ``<data>/reviews.jsonl`` for a file store or an MLflow
+server, whose database overblik cannot reach. Rows and lines are only ever added.
+
+Records that an earlier overblik wrote to ``reviews.jsonl`` for a database registry are read
+back with that registry's rows (they name it in ``registry``), so no decision drops out of
+the history when the record moves into the database.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from overblik.experiments._approval import (
+    ReviewRecord,
+    append_record,
+    read_records,
+    reviews_path,
+)
+from overblik.experiments._tracking import without_password
+from overblik.features._errors import InputError
+
+if TYPE_CHECKING:
+    from overblik.serving._database import Database
+
+__all__ = ["REVIEW_TABLE", "ReviewLog", "registry_database_url"]
+
+REVIEW_TABLE = "overblik_review_record"
+# Serialises the table's creation between processes on PostgreSQL (any fixed bigint).
+_LOCK_ID = 7_441_105_531
+
+
+def registry_database_url(tracking_uri: str) -> str | None:
+    """The database of an MLflow tracking URI as a store URL, or None for a file store
+    or a tracking server (``http(s)://``, ``databricks``, a folder)."""
+    scheme, sep, rest = tracking_uri.partition("://")
+    if not sep:
+        return None
+    scheme = scheme.lower()
+    if scheme == "sqlite":
+        return tracking_uri
+    # SQLAlchemy's driver suffix (postgresql+psycopg2://) means nothing to psycopg.
+    if scheme in ("postgresql", "postgres") or scheme.startswith("postgresql+"):
+        return "postgresql://" + rest
+    return None
+
+
+def _ddl(db: Database) -> str:
+    key = ("id bigserial primary key" if db.dialect == "postgresql"
+           else "id integer primary key autoincrement")
+    return f"""create table if not exists {REVIEW_TABLE} (
+        {key},
+        time text not null,
+        model text not null,
+        version text not null,
+        event text not null,
+        record text not null
+    )"""
+
+
+@dataclass(frozen=True)
+class ReviewLog:
+    """The record of one registry's reviews and promotions.
+
+    Parameters
+    ----------
+    registry
+        The MLflow tracking URI the decisions take effect in.
+    path
+        A JSON-lines file to use instead (whatever the registry).
+    """
+
+    registry: str
+    path: Path | None = None
+
+    def _database(self) -> Database | None:
+        url = None if self.path is not None else registry_database_url(self.registry)
+        if url is None:
+            return None
+        from overblik.serving._database import open_database
+
+        # MLflow owns the file: leave its journal mode alone.
+        return open_database(url, wal=False)
+
+    @property
+    def location(self) -> str:
+        """Where the record is, for messages: the table and database, or the file."""
+        url = None if self.path is not None else registry_database_url(self.registry)
+        if url is None:
+            return str(self.path or reviews_path())
+        return f"table {REVIEW_TABLE} of {without_password(url)}"
+
+    @contextmanager
+    def _failing_clearly(self, db: Database) -> Iterator[None]:
+        """Database errors as one InputError naming the record; the connection closed."""
+        import psycopg
+
+        try:
+            yield
+        except (sqlite3.Error, psycopg.Error) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(f"cannot use the record in {self.location}: {first}") from None
+        finally:
+            db.close()
+
+    def append(self, record: ReviewRecord) -> None:
+        """Add one record (committed, and on SQLite synced, before returning)."""
+        db = self._database()
+        if db is None:
+            append_record(record, self.path)
+            return
+        with self._failing_clearly(db), db.transaction(write=True) as cur:
+            if db.dialect == "postgresql":
+                cur.execute(db.sql("select pg_advisory_xact_lock(?)"), (_LOCK_ID,))
+            cur.execute(_ddl(db))
+            cur.execute(db.sql(f"insert into {REVIEW_TABLE} (time, model, version, event, "
+                               "record) values (?, ?, ?, ?, ?)"),
+                        (record.time, record.model, record.version, record.event,
+                         record.to_json()))
+
+    def records(self, model: str | None = None) -> list[ReviewRecord]:
+        """Every record of this registry (of ``model`` only, when given), oldest first."""
+        db = self._database()
+        if db is None:
+            found = read_records(self.path)
+        else:
+            mine = without_password(self.registry)
+            # Lines an earlier overblik kept in the file for this registry come first.
+            found = [r for r in read_records() if r.registry == mine]
+            exists = ("select to_regclass(?) is not null" if db.dialect == "postgresql" else
+                      "select count(*) > 0 from sqlite_master where type = 'table' and "
+                      "name = ?")
+            with self._failing_clearly(db), db.transaction() as cur:
+                cur.execute(db.sql(exists), (REVIEW_TABLE,))
+                if cur.fetchone()[0]:  # reading never creates the table
+                    cur.execute(f"select record from {REVIEW_TABLE} order by id")
+                    found += [ReviewRecord(**json.loads(row[0])) for row in cur.fetchall()]
+        return [r for r in found if model is None or r.model == model]
