@@ -15,7 +15,6 @@ import pytest
 import yaml
 
 from overblik.experiments._approval import CHAMPION, FAIRNESS_PASSED
-from overblik.experiments._review_log import ReviewLog
 from overblik.experiments._config import (
     ExperimentConfig,
     experiments_dir,
@@ -25,6 +24,7 @@ from overblik.experiments._config import (
 from overblik.experiments._fairness_run import FairnessRun, audit_rule
 from overblik.experiments._oracle import compare_with_truth
 from overblik.experiments._review import PromotionRefused, promote, review
+from overblik.experiments._review_log import ReviewLog
 from overblik.experiments._train import TrainResult, train
 from overblik.features import InputError
 

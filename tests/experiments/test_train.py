@@ -300,7 +300,8 @@ def _serve_from_the_production_registry(result: TrainResult, municipality: Path,
     assert not reviews_path().exists()
     listed = " ".join(runner.invoke(app, ["reviews", name, *registry],
                                     env={"COLUMNS": "200"}).output.split())
-    assert "test of the production path" in listed and "promoted to champion (before: none)" in listed
+    assert "test of the production path" in listed
+    assert "promoted to champion (before: none)" in listed
     store = tmp_path / "profiles.parquet"
     ok("profiles", "--as-of", "2025-06-01", "--clean", str(municipality / "clean"),
        "--model", name, "--out", str(store), *registry)
