@@ -247,6 +247,8 @@ def train(
         table.add_row("oracle@as-of", f"{comparison.oracle_as_of_roc_auc:.3f}", "", "", "",
                       "", "")
     out_console.print(table)
+    for warning in result.warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
     out_console.print(f"registered {result.model_name} version {result.model_version} as "
                       f"'challenger'; MLflow run {result.run_id}")
     if result.effects is not None:

@@ -40,11 +40,17 @@ class LabelConfig(_Section):
 
 
 class AsOfConfig(_Section):
-    """A regular grid of as-of dates (first day of a month)."""
+    """A regular grid of as-of dates (first day of a month).
+
+    ``accept_short_history`` records the analyst's decision to train on as-of dates whose
+    longest feature window reaches back before the data begins (more training dates, less
+    history at them); without it ``overblik train`` warns about those dates.
+    """
 
     start: date
     end: date
     every_months: int = Field(default=3, gt=0, le=24)
+    accept_short_history: bool = False
 
     @model_validator(mode="after")
     def _ordered(self) -> AsOfConfig:

@@ -34,7 +34,7 @@ from overblik.experiments._fairness_run import (
 )
 from overblik.experiments._risk_pyfunc import RiskPyfunc
 from overblik.experiments._tracking import experiment_id, registered_model_name, use_tracking
-from overblik.experiments._trainable import check_trainable, last_recorded_event
+from overblik.experiments._trainable import check_trainable, short_history_warnings
 from overblik.fairness._places import PlacesReport
 from overblik.features._cohorts import cohort, label
 from overblik.features._feature_spec import FeatureDef, parse_feature_spec
@@ -95,6 +95,7 @@ class TrainResult:
     fairness_passed: bool | None = None  # the audit's verdict (tagged overblik.fairness_passed)
     effects: dict[str, float] | None = None  # effects step: metrics (None without the section)
     effects_warnings: tuple[str, ...] = ()  # e.g. poor overlap; also in MLflow
+    warnings: tuple[str, ...] = ()  # about the experiment and its data; also in MLflow
 
     @property
     def final(self) -> dict[str, RiskMetrics]:
@@ -230,8 +231,10 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
     fingerprint = tables.fingerprint()
     step("cohort, labels and profiles", 1, total)
     data = build_dataset(config, tables)
+    span = tables.event_span()
     check_trainable(config, source or config.name, as_of=data.rows["as_of"], y=data.y,
-                    splits=splits, last_event=last_recorded_event(tables))
+                    splits=splits, last_event=None if span is None else span[1])
+    notes = tuple(short_history_warnings(config, source or config.name, span=span))
     step("temporal validation", 2, total)
     results: list[SplitResult] = []
     demo = _is_demo(clean)
@@ -247,6 +250,8 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
             "mlflow.note.content": config.description,
         })
         mlflow.log_params(config.flat_params())
+        if notes:
+            mlflow.log_text("\n".join(notes) + "\n", "warnings.txt")
         mlflow.log_metrics({"rows": float(len(data.rows)), "base_rate": float(data.y.mean()),
                             "n_features": float(len(data.features))})
         last: tuple[dict[str, BaseEstimator], dict[str, np.ndarray], np.ndarray] | None = None
@@ -296,7 +301,8 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
                            data_fingerprint=fingerprint, splits=results,
                            fairness_passed=audited.passed,
                            effects=None if effects is None else effects.metrics,
-                           effects_warnings=() if effects is None else effects.warnings)
+                           effects_warnings=() if effects is None else effects.warnings,
+                           warnings=notes)
 
 
 def _card_metrics(final: SplitResult) -> dict[str, float]:

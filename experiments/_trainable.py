@@ -17,13 +17,15 @@ import pandas as pd
 from overblik.experiments._config import ExperimentConfig
 from overblik.features._cohorts import label_window_end
 from overblik.features._errors import InputError
+from overblik.features._feature_spec import parse_feature_spec
 from overblik.features._tables import EventTables
 from overblik.models._splits import TemporalSplit
 
-__all__ = ["CENSORING_TOLERANCE_DAYS", "check_trainable", "last_recorded_event"]
+__all__ = ["CENSORING_TOLERANCE_DAYS", "check_trainable", "last_recorded_event",
+           "short_history_warnings"]
 
 # Monthly extracts end on the last event of a month: a window ending a few days after it
-# loses next to nothing; beyond, labels are censored.
+# loses next to nothing; beyond, labels are censored. The same slack at the data's start.
 CENSORING_TOLERANCE_DAYS = 7
 
 
@@ -31,6 +33,48 @@ def last_recorded_event(tables: EventTables) -> pd.Timestamp | None:
     """The latest event time in any silo (where the data ends), or None without events."""
     span = tables.event_span()
     return None if span is None else span[1]
+
+
+def short_history_warnings(config: ExperimentConfig, source: str, *,
+                           span: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[str]:
+    """A warning when the longest feature window reaches back before the data begins.
+
+    At such an as-of date a count or sum over the window covers less history than at later
+    dates, and than at serving time: the model learns from features that mean less there.
+    Not an error: the analyst may accept it for more training dates, and says so with
+    ``as_of.accept_short_history: true`` (no warning then).
+
+    Parameters
+    ----------
+    config, source
+        The experiment and its file (named in the message).
+    span
+        ``EventTables.event_span()`` of the data: where it begins and ends.
+    """
+    if span is None or config.as_of.accept_short_history:
+        return []
+    spec = parse_feature_spec(config.features, section="features")
+    windows = [(max(w), i) for i, b in enumerate(spec.blocks)
+               if (w := getattr(b, "windows_days", ()))]
+    if not windows:
+        return []
+    longest, block = max(windows, key=lambda pair: (pair[0], -pair[1]))
+    begins = span[0].normalize()
+    slack = pd.Timedelta(days=CENSORING_TOLERANCE_DAYS)
+    dates = sorted(config.as_of.dates())
+    short = [d for d in dates if d - pd.Timedelta(days=longest) < begins - slack]
+    if not short:
+        return []
+    first_full = begins + pd.Timedelta(days=longest)
+    which = (_day(short[0]) if len(short) == 1
+             else f"{_day(short[0])} to {_day(short[-1])}")
+    return [f"{source}: section 'features', features[{block}]: its {longest}-day window "
+            f"reaches back before the data begins ({_day(begins)}) at {len(short)} of "
+            f"{len(dates)} as-of dates ({which}): features over it cover less history there "
+            "than at later dates and at serving time. Start the as-of grid on or after "
+            f"{_day(first_full)} (key 'as_of.start'), shorten the windows to at most "
+            f"{(dates[0] - begins).days} days, or accept it with as_of.accept_short_history: "
+            "true"]
 
 
 def _day(t: pd.Timestamp) -> str:

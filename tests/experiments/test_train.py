@@ -66,6 +66,11 @@ def placement_run(municipality: Path, sqlite_uri: str) -> Iterator[TrainResult]:
     yield result
 
 
+def test_an_accepted_short_history_is_not_warned_about(placement_run: TrainResult) -> None:
+    """The shipped experiment accepts the shorter history of its 2022 dates."""
+    assert placement_run.warnings == ()
+
+
 def test_training_never_opens_truth(placement_run: TrainResult, municipality: Path) -> None:
     opened = list(_RECORDER.paths)
     assert any("clean" in p for p in opened), "the recorder saw no data being read"
@@ -257,10 +262,18 @@ def test_benefit_experiment_trains_with_effects_and_allocation(municipality: Pat
 def test_postgresql_tracking_backend(municipality: Path, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OVERBLIK_DATA", str(tmp_path))
+    config = _small("child_placement")
+    # Without the shipped acceptance, the short history of the 2022 dates is warned about
+    # and the warning kept with the run.
+    config = config.model_copy(update={"as_of": config.as_of.model_copy(
+        update={"accept_short_history": False})})
     with fresh_postgres_database() as url:
-        result = train(_small("child_placement"), clean=municipality / "clean",
-                       tracking_uri=url)
+        result = train(config, clean=municipality / "clean", tracking_uri=url)
         mlflow.set_tracking_uri(url)
+        (warning,) = result.warnings
+        assert "reaches back before the data begins (2021-01-01) at 4 of 13" in warning
+        logged = mlflow.artifacts.load_text(f"runs:/{result.run_id}/warnings.txt")
+        assert logged == warning + "\n"
         version = mlflow.MlflowClient().get_model_version_by_alias(result.model_name,
                                                                    CHALLENGER)
         assert str(version.version) == result.model_version

@@ -20,7 +20,11 @@ from overblik.experiments._config import (
     parse_experiment,
 )
 from overblik.experiments._train import Dataset, build_dataset
-from overblik.experiments._trainable import check_trainable, last_recorded_event
+from overblik.experiments._trainable import (
+    check_trainable,
+    last_recorded_event,
+    short_history_warnings,
+)
 from overblik.features import EventTables
 from overblik.features._errors import InputError
 from overblik.models._splits import TemporalSplitter
@@ -111,3 +115,49 @@ def test_cli_refuses_before_a_run_starts(municipality: Path, tmp_path: Path) -> 
     assert "as_of.end" in result.output and "Traceback" not in result.output
     mlflow.set_tracking_uri(uri)
     assert mlflow.search_runs(search_all_experiments=True).empty  # nothing half-trained
+
+
+@pytest.fixture(scope="module")
+def span(municipality: Path) -> tuple[pd.Timestamp, pd.Timestamp]:
+    found = EventTables.load(municipality / "clean").event_span()
+    assert found is not None and found[0].date() == pd.Timestamp("2021-01-01").date()
+    return found
+
+
+@pytest.mark.parametrize(("start", "windows", "short"), [
+    ("2023-01-01", [365, 730], None),  # 2023-01-01 - 730 days = 2021-01-01: just fits
+    ("2022-01-01", [365, 730], "at 4 of 13 as-of dates (2022-01-01 to 2022-10-01)"),
+    ("2023-01-01", [365, 1095], "at 4 of 9 as-of dates (2023-01-01 to 2023-10-01)"),
+    ("2023-04-01", [365, 730], None),
+])
+def test_windows_reaching_back_before_the_data_are_warned_about(
+        span: tuple[pd.Timestamp, pd.Timestamp], start: str, windows: list[int],
+        short: str | None) -> None:
+    """A 730-day count at an as-of date one year into the data covers one year: less
+    history than the same feature at later dates and at serving time."""
+    raw = _raw()
+    raw["as_of"].update(start=start, accept_short_history=False)
+    raw["features"][0]["windows_days"] = windows
+    found = short_history_warnings(parse_experiment(raw, "x.yaml"), "x.yaml", span=span)
+    raw["as_of"]["accept_short_history"] = True  # the analyst's decision: no warning
+    assert short_history_warnings(parse_experiment(raw, "x.yaml"), "x.yaml", span=span) == []
+    if short is None:
+        assert found == []
+        return
+    (message,) = found
+    longest = max(windows)
+    first_full = (pd.Timestamp("2021-01-01") + pd.Timedelta(days=longest)).date()
+    assert f"x.yaml: section 'features', features[0]: its {longest}-day window" in message
+    assert "before the data begins (2021-01-01)" in message and short in message
+    assert f"on or after {first_full} (key 'as_of.start')" in message
+    assert "as_of.accept_short_history: true" in message
+
+
+def test_no_events_or_no_windows_give_no_warning(
+        span: tuple[pd.Timestamp, pd.Timestamp]) -> None:
+    config = parse_experiment(_raw(), "x.yaml")
+    assert short_history_warnings(config, "x.yaml", span=None) == []
+    raw = _raw()
+    raw["features"] = [{"source": "population", "attributes": ["household_size"]}]
+    raw["models"]["heuristic"]["column"] = "population__household_size"
+    assert short_history_warnings(parse_experiment(raw, "x.yaml"), "x.yaml", span=span) == []
