@@ -9,6 +9,11 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export BENTOML_HOME := $(DATA)/bentoml
 export MPLCONFIGDIR := $(DATA)/matplotlib
 export GIT_PYTHON_REFRESH := quiet
+# Where the environment says PYTHONDONTWRITEBYTECODE (this machine does), every command
+# compiled mlflow, pandas and bentoml anew: 11 s for `overblik reviews`, 4.4 s with the
+# bytecode cached, here in the ignored data folder (nothing written into the venv or tree).
+unexport PYTHONDONTWRITEBYTECODE
+export PYTHONPYCACHEPREFIX := $(DATA)/pycache
 export UV_PYTHON := 3.11
 
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
