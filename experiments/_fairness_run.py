@@ -31,6 +31,7 @@ import pandas as pd
 from overblik.experiments._approval import FAIRNESS_PASSED
 from overblik.experiments._config import ExperimentConfig
 from overblik.experiments._tracking import resume_run
+from overblik.experiments._trainable import ShortHistory
 from overblik.features._errors import InputError
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         Verdict,
     )
     from overblik.fairness._places import PlacesReport
+    from overblik.fairness._wording import Bilingual
 
 __all__ = [
     "FAIRNESS_ARTIFACTS",
@@ -109,6 +111,24 @@ class ModelFacts:
     demo_data: bool
     test_as_of: date
     metrics: Mapping[str, float]
+    short_history: ShortHistory | None = None  # early as-of dates with less history
+
+
+def _short_history_limitation(found: ShortHistory) -> Bilingual:
+    from overblik.fairness._wording import Bilingual
+
+    begins = found.begins.date().isoformat()
+    n, of, days = len(found.dates), found.of_dates, found.window_days
+    accepted = (" Eksperimentet accepterer det (as_of.accept_short_history).",
+                " The experiment accepts this (as_of.accept_short_history).") \
+        if found.accepted else ("", "")
+    return Bilingual(
+        f"De {n} tidligste af {of} opgørelsesdatoer ({found.which('til')}) ser kortere "
+        f"historik end modellens længste vindue ({days} dage), fordi data begynder {begins}: "
+        "oplysningerne dækker mindre dér end ved senere datoer og ved scoring." + accepted[0],
+        f"The earliest {n} of {of} as-of dates ({found.which()}) see less history than the "
+        f"model's longest window ({days} days), because the data begin on {begins}: the "
+        "features cover less there than at later dates and at scoring." + accepted[1])
 
 
 def model_card(config: ExperimentConfig, facts: ModelFacts,
@@ -140,7 +160,10 @@ def model_card(config: ExperimentConfig, facts: ModelFacts,
         as_of_dates=tuple(d.date() for d in config.as_of.dates()),
         test_as_of=facts.test_as_of, data_fingerprint=facts.data_fingerprint,
         demo_data=facts.demo_data, config_hash=config.config_hash(),
-        metrics=dict(facts.metrics), limitations=(*LIMITATIONS, period),
+        metrics=dict(facts.metrics),
+        limitations=(*LIMITATIONS, period, *(
+            () if facts.short_history is None
+            else (_short_history_limitation(facts.short_history),))),
         known_biases=(*KNOWN_BIASES, audit_caveat), protected_inputs=protected_inputs(config),
         fairness=verdict)
 

@@ -34,7 +34,11 @@ from overblik.experiments._fairness_run import (
 )
 from overblik.experiments._risk_pyfunc import RiskPyfunc
 from overblik.experiments._tracking import experiment_id, registered_model_name, use_tracking
-from overblik.experiments._trainable import check_trainable, short_history_warnings
+from overblik.experiments._trainable import (
+    check_trainable,
+    short_history,
+    short_history_warnings,
+)
 from overblik.fairness._places import PlacesReport
 from overblik.features._cohorts import cohort, label
 from overblik.features._feature_spec import FeatureDef, parse_feature_spec
@@ -285,7 +289,8 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
             facts = ModelFacts(name=name, version=model_version, run_id=run.info.run_id,
                                data_fingerprint=fingerprint, demo_data=demo,
                                test_as_of=results[-1].split.test_as_of.date(),
-                               metrics=_card_metrics(results[-1]))
+                               metrics=_card_metrics(results[-1]),
+                               short_history=short_history(config, span=span))
             try:
                 audited = _fairness(config, data, results[-1], fitted[REGISTERED],
                                     scores[REGISTERED], test_mask, facts, folder, step,

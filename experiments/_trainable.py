@@ -10,6 +10,7 @@ before the MLflow run starts (a half-trained run would otherwise be left behind)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,8 @@ from overblik.features._feature_spec import parse_feature_spec
 from overblik.features._tables import EventTables
 from overblik.models._splits import TemporalSplit
 
-__all__ = ["CENSORING_TOLERANCE_DAYS", "check_trainable", "last_recorded_event",
-           "short_history_warnings"]
+__all__ = ["CENSORING_TOLERANCE_DAYS", "ShortHistory", "check_trainable",
+           "last_recorded_event", "short_history", "short_history_warnings"]
 
 # Monthly extracts end on the last event of a month: a window ending a few days after it
 # loses next to nothing; beyond, labels are censored. The same slack at the data's start.
@@ -35,46 +36,76 @@ def last_recorded_event(tables: EventTables) -> pd.Timestamp | None:
     return None if span is None else span[1]
 
 
-def short_history_warnings(config: ExperimentConfig, source: str, *,
-                           span: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[str]:
-    """A warning when the longest feature window reaches back before the data begins.
+@dataclass(frozen=True)
+class ShortHistory:
+    """As-of dates whose longest feature window reaches back before the data begins."""
 
-    At such an as-of date a count or sum over the window covers less history than at later
-    dates, and than at serving time: the model learns from features that mean less there.
-    Not an error: the analyst may accept it for more training dates, and says so with
-    ``as_of.accept_short_history: true`` (no warning then).
+    block: int  # index of the block in features: with the longest window
+    window_days: int
+    begins: pd.Timestamp  # the first recorded event's day
+    dates: tuple[pd.Timestamp, ...]  # the as-of dates that see less history, oldest first
+    of_dates: int  # as-of dates in the grid
+    accepted: bool  # as_of.accept_short_history
+
+    def which(self, to: str = "to") -> str:
+        """The dates as text: one date, or the first ``to`` the last ("til" in Danish)."""
+        first, last = _day(self.dates[0]), _day(self.dates[-1])
+        return first if len(self.dates) == 1 else f"{first} {to} {last}"
+
+
+def short_history(config: ExperimentConfig, *,
+                  span: tuple[pd.Timestamp, pd.Timestamp] | None) -> ShortHistory | None:
+    """The as-of dates at which the longest feature window reaches back before the data
+    begins (more than the tolerance), or None when every date sees a full window.
+
+    At such a date a count or sum over the window covers less history than at later dates,
+    and than at serving time: the model learns from features that mean less there.
 
     Parameters
     ----------
-    config, source
-        The experiment and its file (named in the message).
+    config
+        The experiment.
     span
         ``EventTables.event_span()`` of the data: where it begins and ends.
     """
-    if span is None or config.as_of.accept_short_history:
-        return []
+    if span is None:
+        return None
     spec = parse_feature_spec(config.features, section="features")
     windows = [(max(w), i) for i, b in enumerate(spec.blocks)
                if (w := getattr(b, "windows_days", ()))]
     if not windows:
-        return []
+        return None
     longest, block = max(windows, key=lambda pair: (pair[0], -pair[1]))
     begins = span[0].normalize()
     slack = pd.Timedelta(days=CENSORING_TOLERANCE_DAYS)
     dates = sorted(config.as_of.dates())
-    short = [d for d in dates if d - pd.Timedelta(days=longest) < begins - slack]
+    short = tuple(d for d in dates if d - pd.Timedelta(days=longest) < begins - slack)
     if not short:
+        return None
+    return ShortHistory(block=block, window_days=longest, begins=begins, dates=short,
+                        of_dates=len(dates), accepted=config.as_of.accept_short_history)
+
+
+def short_history_warnings(config: ExperimentConfig, source: str, *,
+                           span: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[str]:
+    """:func:`short_history` as a warning naming the block, the dates and the fixes.
+
+    Not an error: the analyst may accept it for more training dates, and says so with
+    ``as_of.accept_short_history: true`` (no warning then; the model card still says it).
+    """
+    found = short_history(config, span=span)
+    if found is None or found.accepted:
         return []
-    first_full = begins + pd.Timedelta(days=longest)
-    which = (_day(short[0]) if len(short) == 1
-             else f"{_day(short[0])} to {_day(short[-1])}")
-    return [f"{source}: section 'features', features[{block}]: its {longest}-day window "
-            f"reaches back before the data begins ({_day(begins)}) at {len(short)} of "
-            f"{len(dates)} as-of dates ({which}): features over it cover less history there "
-            "than at later dates and at serving time. Start the as-of grid on or after "
-            f"{_day(first_full)} (key 'as_of.start'), shorten the windows to at most "
-            f"{(dates[0] - begins).days} days, or accept it with as_of.accept_short_history: "
-            "true"]
+    first_full = found.begins + pd.Timedelta(days=found.window_days)
+    first_as_of = min(config.as_of.dates())
+    return [f"{source}: section 'features', features[{found.block}]: its "
+            f"{found.window_days}-day window reaches back before the data begins "
+            f"({_day(found.begins)}) at {len(found.dates)} of {found.of_dates} as-of dates "
+            f"({found.which()}): features over it cover less history there than at later dates "
+            f"and at serving time. Start the as-of grid on or after {_day(first_full)} (key "
+            "'as_of.start'), shorten the windows to at most "
+            f"{(first_as_of - found.begins).days} days, or accept it with "
+            "as_of.accept_short_history: true"]
 
 
 def _day(t: pd.Timestamp) -> str:

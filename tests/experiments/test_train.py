@@ -67,8 +67,22 @@ def placement_run(municipality: Path, sqlite_uri: str) -> Iterator[TrainResult]:
 
 
 def test_an_accepted_short_history_is_not_warned_about(placement_run: TrainResult) -> None:
-    """The shipped experiment accepts the shorter history of its 2022 dates."""
+    """The shipped experiment accepts the shorter history of its 2022 dates: no warning,
+    but the model card tells the ethics board, in both languages."""
     assert placement_run.warnings == ()
+    mlflow.set_tracking_uri(placement_run.tracking_uri)
+    card = mlflow.artifacts.load_dict(f"runs:/{placement_run.run_id}/fairness/model_card.json")
+    (short,) = [b for b in card["limitations"] if "2022-10-01" in b["en"]]
+    assert short["en"] == (
+        "The earliest 4 of 13 as-of dates (2022-01-01 to 2022-10-01) see less history than "
+        "the model's longest window (730 days), because the data begin on 2021-01-01: the "
+        "features cover less there than at later dates and at scoring. The experiment "
+        "accepts this (as_of.accept_short_history).")
+    assert short["da"].startswith("De 4 tidligste af 13 opgørelsesdatoer (2022-01-01 til "
+                                  "2022-10-01) ser kortere historik")
+    english = mlflow.artifacts.load_text(
+        f"runs:/{placement_run.run_id}/fairness/model_card_en.md")
+    assert "The earliest 4 of 13 as-of dates" in english  # the card the board reads
 
 
 def test_training_never_opens_truth(placement_run: TrainResult, municipality: Path) -> None:
