@@ -225,7 +225,7 @@ def reviews(
     model: Annotated[str | None, typer.Argument(help="Registered model name (default: "
                                                 "every model).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line, every "
-                                          "field, instead of the table.")] = False,
+                                          "field, instead of the listing.")] = False,
     tracking_uri: Annotated[str | None, typer.Option(help=_TRACKING_HELP)] = None,
 ) -> None:
     """List the ethics board's decisions and the promotions, oldest first.
@@ -253,7 +253,7 @@ def reviews(
         return
     if not found:
         whose = f" for {model}" if model else ""
-        out_console.print(f"no reviews or promotions{whose} in {log.location}")
+        out_console.print(escape(f"no reviews or promotions{whose} in {log.location}"))
         return
     # One block per entry, like `git log`: readable in any terminal width.
     out_console.print(escape(f"{len(found)} entries, oldest first (the record: "
