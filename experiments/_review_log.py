@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = ["REVIEW_TABLE", "ReviewLog", "registry_database_url"]
 
 REVIEW_TABLE = "overblik_review_record"
+_SQLITE_HEADER = b"SQLite format 3\x00"
 # Serialises the table's creation between processes on PostgreSQL (any fixed bigint).
 _LOCK_ID = 7_441_105_531
 
@@ -90,7 +91,14 @@ class ReviewLog:
         from overblik.serving._database import open_database
 
         # MLflow owns the file: leave its journal mode alone.
-        return open_database(url, wal=False)
+        db = open_database(url, wal=False)
+        if db.path is not None and db.path.is_file():
+            with db.path.open("rb") as fh:
+                header = fh.read(len(_SQLITE_HEADER))
+            if header and header != _SQLITE_HEADER:
+                raise InputError(f"cannot use the record in {self.location}: {db.path} is not "
+                                 "a SQLite database; give the tracking URI training used")
+        return db
 
     @property
     def location(self) -> str:

@@ -31,7 +31,7 @@ from overblik.experiments._approval import (
 )
 from overblik.experiments._cli import app
 from overblik.experiments._review import PromotionRefused, promote, review
-from overblik.experiments._review_log import REVIEW_TABLE, ReviewLog
+from overblik.experiments._review_log import REVIEW_TABLE, ReviewLog, registry_database_url
 from overblik.experiments._tracking import without_password
 from overblik.features import InputError
 
@@ -354,3 +354,36 @@ def test_cli_unknown_model_exits_2_naming_it(model: str, uri: str) -> None:
 ])
 def test_the_record_keeps_the_store_without_its_password(uri: str, kept: str) -> None:
     assert without_password(uri) == kept
+
+
+@pytest.mark.parametrize(("tracking", "database"), [
+    ("sqlite:////srv/data/mlflow.db", "sqlite:////srv/data/mlflow.db"),
+    ("postgresql+psycopg2://board@db:5432/mlflow", "postgresql://board@db:5432/mlflow"),
+    ("postgresql+psycopg://board@db/mlflow?sslmode=require",
+     "postgresql://board@db/mlflow?sslmode=require"),
+    ("postgres://board@db/mlflow", "postgresql://board@db/mlflow"),
+    ("http://mlflow.example:5000", None),
+    ("file:///srv/mlruns", None),
+    ("/srv/mlruns", None),
+    ("databricks", None),
+])
+def test_the_record_goes_into_the_registry_database_when_there_is_one(
+        tracking: str, database: str | None) -> None:
+    assert registry_database_url(tracking) == database
+
+
+def test_a_registry_file_that_is_not_a_database_gives_one_message(tmp_path: Path) -> None:
+    broken = tmp_path / "mlflow.db"
+    broken.write_bytes(b"not a database at all " * 100)
+    log = ReviewLog(f"sqlite:///{broken}")
+    for use in (log.records, lambda: log.append(_an_entry())):
+        with pytest.raises(InputError, match=r"cannot use the record in table overblik_review_"
+                                             r"record of sqlite:///.*mlflow.db: .* is not a "
+                                             r"SQLite database; give the tracking URI"):
+            use()
+
+
+def _an_entry() -> ReviewRecord:
+    return ReviewRecord(event="review", time="2026-01-05T10:00:00Z", model="m", version="1",
+                        run_id=None, config_hash=None, fairness_passed=None,
+                        decision="approved", by="A", reason="r")
