@@ -50,10 +50,6 @@ class Promotion:
     record: ReviewRecord
 
 
-def _log(client: mlflow.MlflowClient, record: Path | None) -> ReviewLog:
-    return ReviewLog(client.tracking_uri, record)
-
-
 def _model_version(client: mlflow.MlflowClient, name: str, version: str) -> ModelVersion:
     """The registered version (a number, or an alias such as ``challenger``), or an
     InputError naming the model/version and what exists."""
@@ -134,7 +130,7 @@ def review(name: str, version: str, *, decision: Decision, by: str, reason: str,
                          registry=without_password(mlflow_client.tracking_uri))
     # The record first: a crash in between leaves a recorded decision not yet in effect,
     # never a decision in effect that the record lacks.
-    _log(mlflow_client, record).append(entry)
+    ReviewLog(mlflow_client.tracking_uri, record).append(entry)
     write_approval(name, str(version), Approval(decision=decision, by=by, reason=reason,
                                                 at=entry.time,
                                                 overrides_fairness=override_fairness),
@@ -196,7 +192,7 @@ def promote(name: str, version: str, *, client: mlflow.MlflowClient | None = Non
         overrides_fairness=approval.overrides_fairness if approval else None,
         previous_champion=previous, detail=why,
         registry=without_password(mlflow_client.tracking_uri))
-    _log(mlflow_client, record).append(entry)
+    ReviewLog(mlflow_client.tracking_uri, record).append(entry)
     if why is not None:
         raise PromotionRefused(f"promotion refused: {why}")
     mlflow_client.set_registered_model_alias(name, CHAMPION, str(version))

@@ -84,8 +84,13 @@ class ReviewLog:
     registry: str
     path: Path | None = None
 
+    @property
+    def _url(self) -> str | None:
+        """The database the record is in; None for the JSON-lines file."""
+        return None if self.path is not None else registry_database_url(self.registry)
+
     def _database(self) -> Database | None:
-        url = None if self.path is not None else registry_database_url(self.registry)
+        url = self._url
         if url is None:
             return None
         from overblik.serving._database import open_database
@@ -103,7 +108,7 @@ class ReviewLog:
     @property
     def location(self) -> str:
         """Where the record is, for messages: the table and database, or the file."""
-        url = None if self.path is not None else registry_database_url(self.registry)
+        url = self._url
         if url is None:
             return str(self.path or reviews_path())
         return f"table {REVIEW_TABLE} of {without_password(url)}"

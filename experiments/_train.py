@@ -36,8 +36,8 @@ from overblik.experiments._risk_pyfunc import RiskPyfunc
 from overblik.experiments._tracking import experiment_id, registered_model_name, use_tracking
 from overblik.experiments._trainable import (
     check_trainable,
+    describe_short_history,
     short_history,
-    short_history_warnings,
 )
 from overblik.fairness._places import PlacesReport
 from overblik.features._cohorts import cohort, label
@@ -238,7 +238,8 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
     span = tables.event_span()
     check_trainable(config, source or config.name, as_of=data.rows["as_of"], y=data.y,
                     splits=splits, last_event=None if span is None else span[1])
-    notes = tuple(short_history_warnings(config, source or config.name, span=span))
+    history = short_history(config, span=span)  # warned about here, on the card below
+    notes = tuple(describe_short_history(history, config, source or config.name))
     step("temporal validation", 2, total)
     results: list[SplitResult] = []
     demo = _is_demo(clean)
@@ -290,7 +291,7 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
                                data_fingerprint=fingerprint, demo_data=demo,
                                test_as_of=results[-1].split.test_as_of.date(),
                                metrics=_card_metrics(results[-1]),
-                               short_history=short_history(config, span=span))
+                               short_history=history)
             try:
                 audited = _fairness(config, data, results[-1], fitted[REGISTERED],
                                     scores[REGISTERED], test_mask, facts, folder, step,

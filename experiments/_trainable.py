@@ -23,7 +23,8 @@ from overblik.features._tables import EventTables
 from overblik.models._splits import TemporalSplit
 
 __all__ = ["CENSORING_TOLERANCE_DAYS", "ShortHistory", "check_trainable",
-           "last_recorded_event", "short_history", "short_history_warnings"]
+           "describe_short_history", "last_recorded_event", "short_history",
+           "short_history_warnings"]
 
 # Monthly extracts end on the last event of a month: a window ending a few days after it
 # loses next to nothing; beyond, labels are censored. The same slack at the data's start.
@@ -88,12 +89,17 @@ def short_history(config: ExperimentConfig, *,
 
 def short_history_warnings(config: ExperimentConfig, source: str, *,
                            span: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[str]:
-    """:func:`short_history` as a warning naming the block, the dates and the fixes.
+    """:func:`short_history` as a warning (see :func:`describe_short_history`)."""
+    return describe_short_history(short_history(config, span=span), config, source)
+
+
+def describe_short_history(found: ShortHistory | None, config: ExperimentConfig,
+                           source: str) -> list[str]:
+    """The warning naming the block, the dates and the fixes; none without short history.
 
     Not an error: the analyst may accept it for more training dates, and says so with
     ``as_of.accept_short_history: true`` (no warning then; the model card still says it).
     """
-    found = short_history(config, span=span)
     if found is None or found.accepted:
         return []
     first_full = found.begins + pd.Timedelta(days=found.window_days)

@@ -32,9 +32,9 @@ if TYPE_CHECKING:
 runner = CliRunner()
 CASEWORKER = "caseworker-system"
 # Fixed-format ids: hex that may hold digit runs, checked by shape instead of the CPR scan.
-# Columns whose shape is checked instead of scanned as free text: the time's fraction of a
-# second ("...T15:17:12.837301+00:00") reads as DD:MM.YY-XXXX to the CPR scan at about one
-# second in ten (the test failed by the clock).
+# Columns whose shape is checked instead of scanned as free text: in a time such as
+# "...T15:17:12.837301+00:00" the CPR scan reads "17:12.83" as a birth date and "7301" as
+# the serial, at about one second in ten (the test failed by the clock).
 _ID_COLUMNS = {"request_id": re.compile(r"[0-9a-f]{32}"),
                "decides": re.compile(r"[0-9a-f]{32}(-[0-9]+)?"),
                "hash": re.compile(r"[0-9a-f]{64}"),
