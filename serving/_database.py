@@ -19,12 +19,14 @@ from typing import Any, Literal, Protocol
 from overblik.experiments._tracking import without_password
 from overblik.features._errors import InputError
 
-__all__ = ["Database", "Dialect", "open_database"]
+__all__ = ["Cursor", "Database", "Dialect", "open_database"]
 
 Dialect = Literal["sqlite", "postgresql"]
 
 
-class _Cursor(Protocol):
+class Cursor(Protocol):
+    """The DB-API cursor methods overblik uses (sqlite3 and psycopg alike)."""
+
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
@@ -121,7 +123,7 @@ class Database:
         return text if self.dialect == "sqlite" else text.replace("?", "%s")
 
     @contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[_Cursor]:
+    def transaction(self, *, write: bool = False) -> Iterator[Cursor]:
         """A cursor inside one transaction; ``write=True`` takes the write lock up front.
 
         SQLite: ``BEGIN IMMEDIATE`` (one writer across processes). PostgreSQL: a plain

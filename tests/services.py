@@ -51,3 +51,20 @@ def fresh_postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
             conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@contextmanager
+def postgres_login_role() -> Iterator[str]:
+    """A new role that may log in and nothing more (no superuser, no CREATE anywhere);
+    dropped afterwards. Drop the databases it was granted rights in first."""
+    import psycopg
+
+    require_postgres()
+    name = f"overblik_role_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        conn.execute(f'create role "{name}" login')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+            conn.execute(f'drop role if exists "{name}"')

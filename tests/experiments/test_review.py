@@ -34,6 +34,7 @@ from overblik.experiments._review import PromotionRefused, promote, review
 from overblik.experiments._review_log import REVIEW_TABLE, ReviewLog, registry_database_url
 from overblik.experiments._tracking import without_password
 from overblik.features import InputError
+from tests.services import fresh_postgres_database, postgres_login_role
 
 runner = CliRunner()
 
@@ -294,6 +295,53 @@ def test_cli_review_and_promote(model: str, uri: str) -> None:
     assert _champion(model) == "2"
     assert [r.event for r in _records(model)] == ["promotion_refused", "review",
                                                   "promotion_refused", "review", "promotion"]
+
+
+@pytest.mark.postgres
+def test_a_role_that_may_not_create_tables_records_in_the_table_its_owner_made(
+        data: Path, tmp_path: Path) -> None:
+    """Production: MLflow's role may read and write rows but not create tables. Without the
+    record's table, review says which statements the owner must run, exit 2, and changes no
+    tag; once they ran, the same role reviews and promotes."""
+    import psycopg
+
+    with postgres_login_role() as role, fresh_postgres_database() as owner_url:
+        owner = MlflowClient(tracking_uri=owner_url, registry_uri=owner_url)
+        experiment = owner.create_experiment("board", artifact_location=str(tmp_path / "a"))
+        run = owner.create_run(experiment)
+        name = "overblik-board-role"
+        owner.create_registered_model(name)
+        owner.create_model_version(name, source=f"{run.info.artifact_uri}/risk_model",
+                                   run_id=run.info.run_id, tags={FAIRNESS_PASSED: "true"})
+        dsn = owner_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f'grant select, insert, update, delete on all tables in schema public '
+                         f'to "{role}"')
+            conn.execute(f'grant usage, select, update on all sequences in schema public '
+                         f'to "{role}"')
+        url = owner_url.replace("//postgres@", f"//{role}@")
+        base = ["--tracking-uri", url]
+        approve = ["review", name, "1", "--approve", "--by", "Etisk råd", "--reason", "ok"]
+        result = runner.invoke(app, [*approve, *base])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert (f"the table does not exist and role {role} may not create it (permission "
+                "denied for schema public); have the database owner create it once"
+                in _text(result.output))
+        assert approval_of(name, "1", owner) is None  # the record comes first: no tag moved
+        with pytest.raises(InputError) as failed:
+            review(name, "1", decision="approved", by="Etisk råd", reason="ok",
+                   client=MlflowClient(tracking_uri=url, registry_uri=url))
+        statements = str(failed.value).split("once:\n", 1)[1]
+        with psycopg.connect(dsn, autocommit=True) as conn:  # the owner does as told
+            for statement in statements.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        assert runner.invoke(app, [*approve, *base]).exit_code == 0
+        promoted = runner.invoke(app, ["promote", name, "1", *base])
+        assert promoted.exit_code == 0, promoted.output
+        assert str(owner.get_model_version_by_alias(name, CHAMPION).version) == "1"
+        assert [r.event for r in ReviewLog(url).records(name)] == ["review", "promotion"]
 
 
 def test_cli_reviews_lists_the_record(model: str, uri: str) -> None:
