@@ -31,14 +31,12 @@ from overblik.experiments._tracking import without_password
 from overblik.features._errors import InputError
 
 if TYPE_CHECKING:
-    from overblik.serving._database import Cursor, Database
+    from overblik.serving._database import Database, Table
 
 __all__ = ["REVIEW_TABLE", "ReviewLog", "registry_database_url"]
 
 REVIEW_TABLE = "overblik_review_record"
 _SQLITE_HEADER = b"SQLite format 3\x00"
-# Serialises the table's creation between processes on PostgreSQL (any fixed bigint).
-_LOCK_ID = 7_441_105_531
 
 
 def registry_database_url(tracking_uri: str) -> str | None:
@@ -56,24 +54,20 @@ def registry_database_url(tracking_uri: str) -> str | None:
     return None
 
 
-def _ddl(db: Database) -> str:
+def _table(db: Database) -> Table:
+    from overblik.serving._database import Table
+
     key = ("id bigserial primary key" if db.dialect == "postgresql"
            else "id integer primary key autoincrement")
-    return f"""create table if not exists {REVIEW_TABLE} (
+    return Table(REVIEW_TABLE, (f"""create table {REVIEW_TABLE} (
         {key},
         time text not null,
         model text not null,
         version text not null,
         event text not null,
         record text not null
-    )"""
-
-
-def _table_exists(db: Database, cur: Cursor) -> bool:
-    exists = ("select to_regclass(?) is not null" if db.dialect == "postgresql" else
-              "select count(*) > 0 from sqlite_master where type = 'table' and name = ?")
-    cur.execute(db.sql(exists), (REVIEW_TABLE,))
-    return bool(cur.fetchone()[0])
+    )""",), "select, insert", sequences=(f"{REVIEW_TABLE}_id_seq",)
+        if db.dialect == "postgresql" else ())
 
 
 @dataclass(frozen=True)
@@ -140,31 +134,11 @@ class ReviewLog:
             append_record(record, self.path)
             return
         with self._failing_clearly(db), db.transaction(write=True) as cur:
-            if db.dialect == "postgresql":
-                cur.execute(db.sql("select pg_advisory_xact_lock(?)"), (_LOCK_ID,))
-            # Created only when missing: a production role may insert into the table a
-            # database owner made without being allowed to create tables itself.
-            if not _table_exists(db, cur):
-                self._create_table(db, cur)
+            db.create_missing(cur, [_table(db)])
             cur.execute(db.sql(f"insert into {REVIEW_TABLE} (time, model, version, event, "
                                "record) values (?, ?, ?, ?, ?)"),
                         (record.time, record.model, record.version, record.event,
                          record.to_json()))
-
-    def _create_table(self, db: Database, cur: Cursor) -> None:
-        import psycopg
-
-        try:
-            cur.execute(_ddl(db))
-        except psycopg.errors.InsufficientPrivilege as exc:
-            role = psycopg.conninfo.conninfo_to_dict(self._url or "").get("user", "ROLE")
-            ddl = " ".join(_ddl(db).split())
-            raise InputError(
-                f"cannot use the record in {self.location}: the table does not exist and "
-                f"role {role} may not create it ({str(exc).strip().splitlines()[0]}); have the "
-                f"database owner create it once:\n  {ddl};\n  grant select, insert on "
-                f"{REVIEW_TABLE} to {role}; grant usage on sequence {REVIEW_TABLE}_id_seq "
-                f"to {role};") from None
 
     def records(self, model: str | None = None) -> list[ReviewRecord]:
         """Every record of this registry (of ``model`` only, when given), oldest first."""
@@ -176,7 +150,7 @@ class ReviewLog:
             # Lines an earlier overblik kept in the file for this registry come first.
             found = [r for r in read_records() if r.registry == mine]
             with self._failing_clearly(db), db.transaction() as cur:
-                if _table_exists(db, cur):  # reading never creates the table
+                if db.table_exists(cur, REVIEW_TABLE):  # reading never creates it
                     cur.execute(f"select record from {REVIEW_TABLE} order by id")
                     found += [ReviewRecord(**json.loads(row[0])) for row in cur.fetchall()]
         return [r for r in found if model is None or r.model == model]

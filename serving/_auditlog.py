@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from overblik.serving._database import Database
+from overblik.serving._database import Database, Table
 
 __all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditWriter", "StoredEntry", "Verification"]
 
@@ -40,11 +40,12 @@ EntryKind = Literal["request", "feedback"]
 Problem = Literal["edited", "deleted", "reordered", "truncated"]
 
 
-def _ddl(db: Database) -> list[str]:
+def _tables(db: Database) -> list[Table]:
     seq = "bigint" if db.dialect == "postgresql" else "integer"
     real = "double precision" if db.dialect == "postgresql" else "real"
-    return [
-        f"""create table if not exists audit_log (
+    # Entries are only ever added; the head row is inserted once, then moved.
+    return [Table("audit_log", (
+        f"""create table audit_log (
             seq {seq} primary key,
             at text not null,
             kind text not null,
@@ -62,13 +63,12 @@ def _ddl(db: Database) -> list[str]:
             prev_hash text not null,
             hash text not null
         )""",
-        "create index if not exists audit_log_request on audit_log (request_id)",
-        f"""create table if not exists audit_head (
+        "create index audit_log_request on audit_log (request_id)"), "select, insert"),
+        Table("audit_head", (f"""create table audit_head (
             id integer primary key check (id = 1),
             seq {seq} not null,
             hash text not null
-        )""",
-    ]
+        )""",), "select, insert, update")]
 
 
 def utc_now() -> str:
@@ -142,8 +142,7 @@ class AuditLog:
     def __init__(self, db: Database) -> None:
         self.db = db
         with db.transaction(write=True) as cur:
-            for stmt in _ddl(db):
-                cur.execute(stmt)
+            db.create_missing(cur, _tables(db))
 
     def append(self, entry: AuditEntry) -> StoredEntry:
         """Append one entry at the end of the chain (serialised across processes)."""

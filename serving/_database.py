@@ -13,15 +13,19 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from overblik.experiments._tracking import without_password
 from overblik.features._errors import InputError
 
-__all__ = ["Cursor", "Database", "Dialect", "open_database"]
+__all__ = ["Cursor", "Database", "Dialect", "Table", "open_database"]
 
 Dialect = Literal["sqlite", "postgresql"]
+# Serialises the creation of overblik's tables between processes on PostgreSQL (any fixed
+# bigint, apart from the audit chain's and the record's).
+_CREATE_LOCK_ID = 7_441_105_532
 
 
 class Cursor(Protocol):
@@ -30,6 +34,21 @@ class Cursor(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table overblik keeps in a store, and what a role needs to use it.
+
+    ``statements`` create it and its indexes; ``privileges`` (e.g. ``"select, insert"``)
+    and usage of ``sequences`` are what the role that uses it must be granted when the
+    database owner creates it instead.
+    """
+
+    name: str
+    statements: tuple[str, ...]
+    privileges: str
+    sequences: tuple[str, ...] = ()
 
 
 class Database:
@@ -142,6 +161,57 @@ class Database:
             return
         with conn.transaction(), conn.cursor() as cur:
             yield cur
+
+    def table_exists(self, cur: Cursor, table: str) -> bool:
+        """Whether ``table`` exists (on PostgreSQL: in the role's search path)."""
+        exists = ("select to_regclass(?) is not null" if self.dialect == "postgresql" else
+                  "select count(*) > 0 from sqlite_master where type = 'table' and name = ?")
+        cur.execute(self.sql(exists), (table,))
+        return bool(cur.fetchone()[0])
+
+    def create_missing(self, cur: Cursor, tables: Sequence[Table]) -> None:
+        """Create each of ``tables`` that does not exist yet (inside ``cur``'s transaction).
+
+        Existing tables are left alone, not met with ``create table if not exists``, which
+        PostgreSQL refuses to a role without CREATE on the schema even when the table is
+        there: a production role that may only read and write rows uses the tables the
+        database owner made.
+
+        Raises
+        ------
+        InputError
+            A table is missing and this role may not create it: names the role and the
+            statements the owner runs once (the tables, and this role's rights on them).
+        """
+        missing = [t for t in tables if not self.table_exists(cur, t.name)]
+        if not missing:
+            return
+        role = "ROLE"
+        if self.dialect == "postgresql":
+            # Processes starting together (the service's workers) create one at a time;
+            # SQLite's write transaction already serialises them.
+            cur.execute(self.sql("select pg_advisory_xact_lock(?)"), (_CREATE_LOCK_ID,))
+            missing = [t for t in missing if not self.table_exists(cur, t.name)]
+            if not missing:
+                return
+            cur.execute("select current_user")  # now: after a refusal the transaction is void
+            role = str(cur.fetchone()[0])
+        import psycopg
+
+        try:
+            for table in missing:
+                for statement in table.statements:
+                    cur.execute(statement)
+        except psycopg.errors.InsufficientPrivilege as exc:
+            todo = [" ".join(s.split()) for t in missing for s in t.statements]
+            todo += [f"grant {t.privileges} on {t.name} to {role}" for t in missing]
+            todo += [f"grant usage on sequence {q} to {role}" for t in missing
+                     for q in t.sequences]
+            names = ", ".join(t.name for t in missing)
+            raise InputError(
+                f"cannot create {names} in {self.redacted_url}: role {role} may not create "
+                f"tables ({str(exc).strip().splitlines()[0]}); have the database owner run "
+                "once:\n" + "\n".join(f"  {statement};" for statement in todo)) from None
 
     def close(self) -> None:
         """Close this thread's connection."""

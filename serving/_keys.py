@@ -22,7 +22,7 @@ from typing import Literal, get_args
 
 from overblik.features._errors import InputError
 from overblik.serving._cpr import contains_cpr
-from overblik.serving._database import Database
+from overblik.serving._database import Database, Table
 
 __all__ = ["ROLES", "ApiKey", "KeyStore", "Role"]
 
@@ -31,8 +31,8 @@ ROLES: tuple[Role, ...] = get_args(Role)
 _TOKEN = re.compile(r"^ovk_([0-9a-f]{8})_([0-9a-f]{48})$")
 _NAME = re.compile(r"^[\w .,:()/-]{1,100}$")
 
-_DDL = """
-create table if not exists api_keys (
+_TABLE = Table("api_keys", ("""
+create table api_keys (
     key_id text primary key,
     key_hash text not null,
     role text not null,
@@ -40,7 +40,7 @@ create table if not exists api_keys (
     created_at text not null,
     revoked_at text
 )
-"""
+""",), "select, insert, update")  # update: revoking sets revoked_at
 
 
 def _now() -> str:
@@ -84,7 +84,7 @@ class KeyStore:
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
         with db.transaction(write=True) as cur:
-            cur.execute(_DDL)
+            db.create_missing(cur, [_TABLE])
 
     def create(self, role: str, name: str) -> tuple[ApiKey, str]:
         """A new key for ``role``; returns its record and the key (shown once).
