@@ -7,7 +7,6 @@ that ``--help`` answers at once.
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -23,6 +22,7 @@ from overblik.experiments._cli_common import (
     out_console,
     progress_bar,
 )
+from overblik.experiments._mlflow_output import quiet_mlflow
 from overblik.features._errors import InputError
 
 if TYPE_CHECKING:
@@ -129,9 +129,7 @@ def ingest(
 
 def main() -> None:
     """Entry point of the ``overblik`` command."""
-    # MLflow's "Downloading artifacts" bars (one per model load, also in the serving
-    # workers, which inherit this) say nothing to a user; our own bars show long work.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_mlflow()
     try:
         app()
     except KeyboardInterrupt:
