@@ -195,7 +195,8 @@ class Database:
             if not missing:
                 return
             cur.execute("select current_user")  # now: after a refusal the transaction is void
-            role = str(cur.fetchone()[0])
+            name = str(cur.fetchone()[0])
+            role = '"' + name.replace('"', '""') + '"'  # as SQL writes any role name
         import psycopg
 
         try:

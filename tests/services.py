@@ -60,7 +60,8 @@ def postgres_login_role() -> Iterator[str]:
     import psycopg
 
     require_postgres()
-    name = f"overblik_role_{uuid.uuid4().hex[:10]}"
+    # Capitals and a hyphen: statements that name it must quote it.
+    name = f"Overblik-Board-{uuid.uuid4().hex[:10]}"
     with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
         conn.execute(f'create role "{name}" login')
     try:

@@ -326,7 +326,7 @@ def test_a_role_that_may_not_create_tables_records_in_the_table_its_owner_made(
         assert result.exit_code == 2, result.output
         assert "Traceback" not in result.output
         assert (f"cannot create {REVIEW_TABLE} in postgresql://{role}@" in _text(result.output))
-        assert (f"role {role} may not create tables (permission denied for schema public); "
+        assert (f"role \"{role}\" may not create tables (permission denied for schema public); "
                 "have the database owner run once" in _text(result.output))
         assert approval_of(name, "1", owner) is None  # the record comes first: no tag moved
         with pytest.raises(InputError) as failed:

@@ -46,13 +46,13 @@ def test_missing_tables_name_the_statements_and_the_role_then_work() -> None:
     with _owner_and_role() as (owner, role, url):
         keys_message = _refusal(lambda: KeyStore(open_database(url)))
         assert keys_message.startswith(f"cannot create api_keys in {url.split('+')[0]}")
-        assert (f"role {role} may not create tables (permission denied for schema public); "
+        assert (f"role \"{role}\" may not create tables (permission denied for schema public); "
                 "have the database owner run once:\n  create table api_keys (") in keys_message
-        assert f"  grant select, insert, update on api_keys to {role};" in keys_message
+        assert f"  grant select, insert, update on api_keys to \"{role}\";" in keys_message
         audit_message = _refusal(lambda: AuditLog(open_database(url)))
         assert "cannot create audit_log, audit_head in" in audit_message
-        assert f"  grant select, insert on audit_log to {role};" in audit_message
-        assert f"  grant select, insert, update on audit_head to {role};" in audit_message
+        assert f"  grant select, insert on audit_log to \"{role}\";" in audit_message
+        assert f"  grant select, insert, update on audit_head to \"{role}\";" in audit_message
         cli = runner.invoke(app, ["keys", "create", "--role", "analyst", "--name", "Team",
                                   "--store", url])
         assert cli.exit_code == 2 and "Traceback" not in cli.output
