@@ -166,7 +166,9 @@ def _features_ceiling(X: np.ndarray, truth: pd.DataFrame, programmes: tuple[str,
 
     It sees the effects themselves rather than noisy outcomes of the few treated, so it is
     about the best any learner on these features can do: where its allocation misses the
-    bar, the features do not carry enough information for any estimator to meet it.
+    bar, the features do not carry enough information for any estimator to meet it. 1,000
+    rounds: more (2,000 rounds, 63 leaves) moved the benefit programmes' ceiling no further
+    (84.5 % of the oracle either way; 83.7 % with 300 rounds).
     """
     import lightgbm as lgb
 
@@ -174,7 +176,7 @@ def _features_ceiling(X: np.ndarray, truth: pd.DataFrame, programmes: tuple[str,
     for programme in programmes:
         tau = truth[f"effect_{programme}"].to_numpy(dtype=np.float64)
         rows = train & np.isfinite(tau)
-        model = lgb.LGBMRegressor(n_estimators=300, learning_rate=0.05, random_state=1,
+        model = lgb.LGBMRegressor(n_estimators=1000, learning_rate=0.05, random_state=1,
                                   verbose=-1).fit(X[rows], tau[rows])
         columns.append(np.asarray(model.predict(X[scored]), dtype=np.float64))
     return np.column_stack(columns)
@@ -263,7 +265,8 @@ def test_allocation_by_estimated_effect_against_the_oracle(experiment: str,
         ["policy", "true benefit", "share of oracle", "PEHE (scored rows)", "fit s"], rows)
     if not meets:
         # Visible in every bench run until the effects are good enough (issue 6 stays open).
+        above = " (the bar is above it)" if ceiling / oracle < 0.85 else ""
         pytest.xfail(f"{experiment}: allocation by estimated effect (DR) reaches "
                      f"{shares['effect']:.1%} of the oracle (bar 85 %), by risk "
                      f"{shares['risk']:.1%}; a model fitted to the true effects reaches "
-                     f"{ceiling / oracle:.1%}")
+                     f"{ceiling / oracle:.1%}{above}")
