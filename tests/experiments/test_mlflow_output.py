@@ -35,7 +35,9 @@ def _log_a_model(tmp_path: Path) -> list[str]:
     logger.addHandler(seen)
     try:
         mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-        with mlflow.start_run():
+        # Its own experiment: the active one an earlier test set lives in another store.
+        experiment = mlflow.MlflowClient().create_experiment("output")
+        with mlflow.start_run(experiment_id=experiment):
             mlflow.pyfunc.log_model(name="echo", python_model=_Echo(), pip_requirements=[])
     finally:
         logger.removeHandler(seen)

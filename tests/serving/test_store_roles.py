@@ -91,3 +91,15 @@ def test_a_role_needs_no_create_right_once_the_tables_exist() -> None:
         log.append(AuditEntry(kind="request", request_id="0" * 32, endpoint="/score",
                               method="POST", status=200, latency_ms=1.0))
         assert log.verify().entries == 1
+
+
+def test_an_auditor_who_may_only_read_verifies_the_log() -> None:
+    with _owner_and_role() as (owner, role, url):
+        log = AuditLog(open_database(owner))
+        log.append(AuditEntry(kind="request", request_id="0" * 32, endpoint="/score",
+                              method="POST", status=200, latency_ms=1.0))
+        with psycopg.connect(owner.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(f'grant select on audit_log, audit_head to "{role}"')
+        result = runner.invoke(app, ["auditlog", "verify", "--store", url])
+        assert result.exit_code == 0, result.output
+        assert "audit log intact: 1 entries" in result.output
