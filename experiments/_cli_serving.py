@@ -393,7 +393,8 @@ def auditlog_verify(store: StoreOption = None) -> None:
     from overblik.serving import AuditLog, open_database
 
     try:
-        result = AuditLog(open_database(_store(store)).require_existing()).verify()
+        result = AuditLog(open_database(_store(store)).require_existing(),
+                          create=False).verify()
     except InputError as exc:
         fail(str(exc))
         return
@@ -471,7 +472,7 @@ def auditlog_export(
             until=None if until is None else parse_day(until, "--until"),
             endpoints=parse_endpoints(endpoint or []), key_id=key_id, request_id=request_id,
             pseudonym=pseudonym)
-        log = AuditLog(open_database(_store(store)).require_existing())
+        log = AuditLog(open_database(_store(store)).require_existing(), create=False)
         result = export_audit_log(log, flt, fmt, out)
     except InputError as exc:
         fail(str(exc))

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from overblik.features._errors import InputError
 from overblik.serving._database import Database, Table
 
 __all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditWriter", "StoredEntry", "Verification"]
@@ -137,12 +138,34 @@ def chain_hash(prev_hash: str, content: dict[str, Any]) -> str:
 
 
 class AuditLog:
-    """Append and verify the audit log in ``db`` (tables created on first use)."""
+    """Append and verify the audit log in ``db``.
 
-    def __init__(self, db: Database) -> None:
+    Parameters
+    ----------
+    db
+        The store.
+    create
+        Create the tables when missing (the service); False for commands that only read,
+        where a store without them is a mistyped ``--store``, not an empty log.
+
+    Raises
+    ------
+    InputError
+        ``create=False`` and the store holds no audit log.
+    """
+
+    def __init__(self, db: Database, *, create: bool = True) -> None:
         self.db = db
-        with db.transaction(write=True) as cur:
-            db.create_missing(cur, _tables(db))
+        tables = _tables(db)
+        if create:
+            with db.transaction(write=True) as cur:
+                db.create_missing(cur, tables)
+            return
+        with db.transaction() as cur:
+            missing = [t.name for t in tables if not db.table_exists(cur, t.name)]
+        if missing:
+            raise InputError(f"{db.redacted_url} holds no audit log (no table "
+                             f"{', '.join(missing)}): give the --store the service writes to")
 
     def append(self, entry: AuditEntry) -> StoredEntry:
         """Append one entry at the end of the chain (serialised across processes)."""

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from overblik.experiments._cli import app
-from overblik.serving import AuditEntry, AuditLog, open_database
+from overblik.serving import AuditEntry, AuditLog, KeyStore, open_database
 from overblik.serving._auditlog import AuditWriter
 from tests.services import fresh_postgres_database
 
@@ -140,6 +140,20 @@ def test_cli_verify_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
     result = runner.invoke(app, ["auditlog", "verify", "--url", f"sqlite:///{missing}"])
     assert result.exit_code == 2, result.output
     assert "no such file" in result.output and not missing.exists()
+
+
+def test_reading_commands_on_a_store_without_an_audit_log_create_nothing(
+        store_url: str) -> None:
+    """Another database (here: one holding only API keys) is not an empty, 'intact' log."""
+    KeyStore(open_database(store_url))
+    for command in (["verify"], ["export", "--format", "csv"]):
+        result = runner.invoke(app, ["auditlog", *command, "--store", store_url])
+        assert result.exit_code == 2, result.output
+        assert "holds no audit log (no table audit_log, audit_head): give the --store the " \
+               "service writes to" in " ".join(result.output.split())
+    db = open_database(store_url)
+    with db.transaction() as cur:
+        assert not db.table_exists(cur, "audit_log") and db.table_exists(cur, "api_keys")
 
 
 def _each(log: AuditLog, fn: Callable[[int], AuditEntry], n: int) -> None:
