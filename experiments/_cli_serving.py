@@ -353,7 +353,8 @@ def keys_list(store: StoreOption = None) -> None:
     from overblik.serving import KeyStore, open_database
 
     try:
-        keys = KeyStore(open_database(_store(store)).require_existing()).list()
+        keys = KeyStore(open_database(_store(store)).require_existing(),
+                        create=False).list()
     except InputError as exc:
         fail(str(exc))
         return
@@ -374,7 +375,8 @@ def keys_revoke(
     from overblik.serving import KeyStore, open_database
 
     try:
-        record = KeyStore(open_database(_store(store)).require_existing()).revoke(key_id)
+        record = KeyStore(open_database(_store(store)).require_existing(),
+                          create=False).revoke(key_id)
     except InputError as exc:
         fail(str(exc))
         return

@@ -28,7 +28,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from overblik.features._errors import InputError
 from overblik.serving._database import Database, Table
 
 __all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditWriter", "StoredEntry", "Verification"]
@@ -156,16 +155,7 @@ class AuditLog:
 
     def __init__(self, db: Database, *, create: bool = True) -> None:
         self.db = db
-        tables = _tables(db)
-        if create:
-            with db.transaction(write=True) as cur:
-                db.create_missing(cur, tables)
-            return
-        with db.transaction() as cur:
-            missing = [t.name for t in tables if not db.table_exists(cur, t.name)]
-        if missing:
-            raise InputError(f"{db.redacted_url} holds no audit log (no table "
-                             f"{', '.join(missing)}): give the --store the service writes to")
+        db.prepare(_tables(db), create=create, what="audit log")
 
     def append(self, entry: AuditEntry) -> StoredEntry:
         """Append one entry at the end of the chain (serialised across processes)."""

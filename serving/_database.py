@@ -169,6 +169,26 @@ class Database:
         cur.execute(self.sql(exists), (table,))
         return bool(cur.fetchone()[0])
 
+    def prepare(self, tables: Sequence[Table], *, create: bool, what: str) -> None:
+        """Make the store ready for ``tables``: create the missing ones (``create``), or
+        refuse a store without them (commands that only read or change rows, where such a
+        store is a mistyped ``--store``, not an empty one; ``what`` names it for the message).
+
+        Raises
+        ------
+        InputError
+            See :meth:`create_missing`; or ``create=False`` and a table is missing.
+        """
+        if create:
+            with self.transaction(write=True) as cur:
+                self.create_missing(cur, tables)
+            return
+        with self.transaction() as cur:
+            missing = [t.name for t in tables if not self.table_exists(cur, t.name)]
+        if missing:
+            raise InputError(f"{self.redacted_url} holds no {what} (no table "
+                             f"{', '.join(missing)}): give the --store the service writes to")
+
     def create_missing(self, cur: Cursor, tables: Sequence[Table]) -> None:
         """Create each of ``tables`` that does not exist yet (inside ``cur``'s transaction).
 

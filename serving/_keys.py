@@ -76,15 +76,18 @@ class KeyStore:
     cache_seconds
         How long a checked key is trusted without asking the store again; a revocation takes
         effect within this time on a running service (0: every request asks).
+    create
+        Create the table when missing (the service, ``keys create``); False for commands
+        that list or revoke, where a store without keys is a mistyped ``--store``.
     """
 
-    def __init__(self, db: Database, *, cache_seconds: float = 5.0) -> None:
+    def __init__(self, db: Database, *, cache_seconds: float = 5.0,
+                 create: bool = True) -> None:
         self.db = db
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
-        with db.transaction(write=True) as cur:
-            db.create_missing(cur, [_TABLE])
+        db.prepare([_TABLE], create=create, what="API keys")
 
     def create(self, role: str, name: str) -> tuple[ApiKey, str]:
         """A new key for ``role``; returns its record and the key (shown once).

@@ -87,3 +87,19 @@ def test_cli_keys(tmp_path: Path) -> None:
     assert unknown.exit_code == 2 and "keys list" in unknown.output
     bad = runner.invoke(app, ["keys", "create", "--role", "boss", "--name", "x", "--store", url])
     assert bad.exit_code == 2 and "caseworker-system" in bad.output
+
+
+def test_list_and_revoke_on_a_store_without_keys_create_nothing(tmp_path: Path) -> None:
+    """Another database (here: one holding only an audit log) is not a store of no keys."""
+    from overblik.serving import AuditLog
+
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    AuditLog(open_database(url))
+    for command in (["list"], ["revoke", "1a2b3c4d"]):
+        result = runner.invoke(app, ["keys", *command, "--store", url])
+        assert result.exit_code == 2, result.output
+        assert "holds no API keys (no table api_keys): give the --store the service writes " \
+               "to" in " ".join(result.output.split())
+    db = open_database(url)
+    with db.transaction() as cur:
+        assert not db.table_exists(cur, "api_keys")
