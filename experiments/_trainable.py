@@ -19,22 +19,14 @@ from overblik.experiments._config import ExperimentConfig
 from overblik.features._cohorts import label_window_end
 from overblik.features._errors import InputError
 from overblik.features._feature_spec import parse_feature_spec
-from overblik.features._tables import EventTables
 from overblik.models._splits import TemporalSplit
 
 __all__ = ["CENSORING_TOLERANCE_DAYS", "ShortHistory", "check_trainable",
-           "describe_short_history", "last_recorded_event", "short_history",
-           "short_history_warnings"]
+           "describe_short_history", "short_history"]
 
 # Monthly extracts end on the last event of a month: a window ending a few days after it
 # loses next to nothing; beyond, labels are censored. The same slack at the data's start.
 CENSORING_TOLERANCE_DAYS = 7
-
-
-def last_recorded_event(tables: EventTables) -> pd.Timestamp | None:
-    """The latest event time in any silo (where the data ends), or None without events."""
-    span = tables.event_span()
-    return None if span is None else span[1]
 
 
 @dataclass(frozen=True)
@@ -87,12 +79,6 @@ def short_history(config: ExperimentConfig, *,
                         of_dates=len(dates), accepted=config.as_of.accept_short_history)
 
 
-def short_history_warnings(config: ExperimentConfig, source: str, *,
-                           span: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[str]:
-    """:func:`short_history` as a warning (see :func:`describe_short_history`)."""
-    return describe_short_history(short_history(config, span=span), config, source)
-
-
 def describe_short_history(found: ShortHistory | None, config: ExperimentConfig,
                            source: str) -> list[str]:
     """The warning naming the block, the dates and the fixes; none without short history.
@@ -132,7 +118,8 @@ def check_trainable(config: ExperimentConfig, source: str, *, as_of: pd.Series,
     splits
         The temporal splits (the last one's test date is audited and registered).
     last_event
-        :func:`last_recorded_event` of the data.
+        The latest event time in any silo (``EventTables.event_span()``), None without
+        events.
     """
     horizon = config.label.horizon_days
     last = max(config.as_of.dates())

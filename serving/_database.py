@@ -169,6 +169,9 @@ class Database:
         cur.execute(self.sql(exists), (table,))
         return bool(cur.fetchone()[0])
 
+    def _missing(self, cur: Cursor, tables: Sequence[Table]) -> list[Table]:
+        return [t for t in tables if not self.table_exists(cur, t.name)]
+
     def prepare(self, tables: Sequence[Table], *, create: bool, what: str) -> None:
         """Make the store ready for ``tables``: create the missing ones (``create``), or
         refuse a store without them (commands that only read or change rows, where such a
@@ -184,10 +187,11 @@ class Database:
                 self.create_missing(cur, tables)
             return
         with self.transaction() as cur:
-            missing = [t.name for t in tables if not self.table_exists(cur, t.name)]
+            missing = self._missing(cur, tables)
         if missing:
             raise InputError(f"{self.redacted_url} holds no {what} (no table "
-                             f"{', '.join(missing)}): give the --store the service writes to")
+                             f"{', '.join(t.name for t in missing)}): give the --store the "
+                             "service writes to")
 
     def create_missing(self, cur: Cursor, tables: Sequence[Table]) -> None:
         """Create each of ``tables`` that does not exist yet (inside ``cur``'s transaction).
@@ -203,7 +207,7 @@ class Database:
             A table is missing and this role may not create it: names the role and the
             statements the owner runs once (the tables, and this role's rights on them).
         """
-        missing = [t for t in tables if not self.table_exists(cur, t.name)]
+        missing = self._missing(cur, tables)
         if not missing:
             return
         role = "ROLE"
@@ -211,7 +215,7 @@ class Database:
             # Processes starting together (the service's workers) create one at a time;
             # SQLite's write transaction already serialises them.
             cur.execute(self.sql("select pg_advisory_xact_lock(?)"), (_CREATE_LOCK_ID,))
-            missing = [t for t in missing if not self.table_exists(cur, t.name)]
+            missing = self._missing(cur, missing)
             if not missing:
                 return
             cur.execute("select current_user")  # now: after a refusal the transaction is void

@@ -22,8 +22,8 @@ from overblik.experiments._config import (
 from overblik.experiments._train import Dataset, build_dataset
 from overblik.experiments._trainable import (
     check_trainable,
-    last_recorded_event,
-    short_history_warnings,
+    describe_short_history,
+    short_history,
 )
 from overblik.features import EventTables
 from overblik.features._errors import InputError
@@ -46,9 +46,15 @@ def _splits(config: ExperimentConfig) -> list[Any]:
 def shipped(municipality: Path) -> tuple[ExperimentConfig, Dataset, pd.Timestamp]:
     config = load_experiment(experiments_dir() / "child_placement.yaml")
     tables = EventTables.load(municipality / "clean")
-    last = last_recorded_event(tables)
-    assert last is not None
-    return config, build_dataset(config, tables), last
+    span = tables.event_span()
+    assert span is not None
+    return config, build_dataset(config, tables), span[1]
+
+
+def _warnings(config: ExperimentConfig, source: str, *,
+              span: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[str]:
+    """The short-history warning train prints."""
+    return describe_short_history(short_history(config, span=span), config, source)
 
 
 def _check(config: ExperimentConfig, data: Dataset, last: pd.Timestamp,
@@ -138,9 +144,9 @@ def test_windows_reaching_back_before_the_data_are_warned_about(
     raw = _raw()
     raw["as_of"].update(start=start, accept_short_history=False)
     raw["features"][0]["windows_days"] = windows
-    found = short_history_warnings(parse_experiment(raw, "x.yaml"), "x.yaml", span=span)
+    found = _warnings(parse_experiment(raw, "x.yaml"), "x.yaml", span=span)
     raw["as_of"]["accept_short_history"] = True  # the analyst's decision: no warning
-    assert short_history_warnings(parse_experiment(raw, "x.yaml"), "x.yaml", span=span) == []
+    assert _warnings(parse_experiment(raw, "x.yaml"), "x.yaml", span=span) == []
     if short is None:
         assert found == []
         return
@@ -156,8 +162,8 @@ def test_windows_reaching_back_before_the_data_are_warned_about(
 def test_no_events_or_no_windows_give_no_warning(
         span: tuple[pd.Timestamp, pd.Timestamp]) -> None:
     config = parse_experiment(_raw(), "x.yaml")
-    assert short_history_warnings(config, "x.yaml", span=None) == []
+    assert _warnings(config, "x.yaml", span=None) == []
     raw = _raw()
     raw["features"] = [{"source": "population", "attributes": ["household_size"]}]
     raw["models"]["heuristic"]["column"] = "population__household_size"
-    assert short_history_warnings(parse_experiment(raw, "x.yaml"), "x.yaml", span=span) == []
+    assert _warnings(parse_experiment(raw, "x.yaml"), "x.yaml", span=span) == []
