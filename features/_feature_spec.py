@@ -39,8 +39,10 @@ Conventions (also in the feature descriptions):
 - ``days_since_last_<w>d`` is the time in days (fractional) since the most recent event in
   the window; when there is none it is ``w + 3650`` (:func:`no_event_days`) -- beyond any
   real value of that window, so trees split it off and the value never looks recent.
-- ``mean``/``max`` of a value are 0 when the window has no event with a value (X never holds
-  NaN); pair them with ``count`` to tell "none" from "zero".
+- ``mean``/``max``/``last`` of a value are 0 when the window has no event with a value (X
+  never holds NaN); pair them with ``count`` to tell "none" from "zero".
+- ``last`` is the value of the most recent event in the window (ties in time: the later row
+  of the extract): a caseworker's latest assessment says more about now than a year's mean.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ __all__ = [
 SILO_NAMES: tuple[str, ...] = tuple(s.name for s in EVENT_SOURCES)
 NO_EVENT_OFFSET_DAYS = 3650
 
-EventAggregation = Literal["count", "sum", "mean", "max", "days_since_last",
+EventAggregation = Literal["count", "sum", "mean", "max", "last", "days_since_last",
                            "distinct_event_types"]
 SpellAggregation = Literal["spell_active", "days_in_current_spell", "days_on_spell"]
 PopulationAttribute = Literal["household_size", "household_children", "years_resident",
@@ -90,8 +92,12 @@ PopulationAttribute = Literal["household_size", "household_children", "years_res
                               "origin_descendant"]
 SENSITIVE_ATTRIBUTES: frozenset[str] = frozenset(
     {"age_years", "sex_male", "disability", "origin_immigrant", "origin_descendant"})
-VALUE_AGGREGATIONS: frozenset[str] = frozenset({"sum", "mean", "max"})
+VALUE_AGGREGATIONS: frozenset[str] = frozenset({"sum", "mean", "max", "last"})
 HOUSEHOLD_AGGREGATIONS: tuple[str, ...] = ("count", "sum", "max", "days_since_last")
+# How a value aggregation reads in a feature's description (Danish, English).
+_VALUE_WORDS: dict[str, tuple[str, str]] = {
+    "sum": ("Samlet", "Total"), "mean": ("Gennemsnitligt", "Mean"),
+    "max": ("Største", "Largest"), "last": ("Seneste", "Latest")}
 _NAME = r"^[a-z][a-z0-9_]*$"
 
 # Danish and English plural labels of every event code in the contracts (a test checks that
@@ -207,7 +213,7 @@ def no_event_days(window_days: int) -> float:
 
 
 def numeric_columns(source: str) -> tuple[str, ...]:
-    """The numeric attribute columns of a silo's contract (values for sum/mean/max)."""
+    """The numeric attribute columns of a silo's contract (values for sum/mean/max/last)."""
     schema = SOURCE_BY_NAME[source].model.to_schema()
     return tuple(name for name, col in schema.columns.items() if str(col.dtype) == "float64")
 
@@ -238,10 +244,11 @@ class EventBlock(_Block):
     windows_days
         Look-back windows in days; events in ``[as_of - w, as_of)``.
     aggregations
-        ``count``, ``sum``/``mean``/``max`` (of ``value``), ``days_since_last``,
+        ``count``, ``sum``/``mean``/``max``/``last`` (of ``value``; ``last``: the most
+        recent event's), ``days_since_last``,
         ``distinct_event_types`` (how many of the block's event types occurred).
     value
-        A numeric column of the silo's contract (needed by sum/mean/max only).
+        A numeric column of the silo's contract (needed by sum/mean/max/last only).
     household
         Aggregate over the *other* household members (count, sum, max, days_since_last).
     purpose
@@ -314,7 +321,7 @@ class EventBlock(_Block):
             raise ValueError(f"{v!r} is not a numeric column of {source}; choose from "
                              f"{_choices(numeric)}")
         if not wants_value:
-            raise ValueError(f"{v!r} is only used by sum, mean or max: add one of them to "
+            raise ValueError(f"{v!r} is only used by sum, mean, max or last: add one of them to "
                              "aggregations or remove value")
         return v
 
@@ -606,8 +613,7 @@ def _event_features(b: EventBlock) -> list[FeatureDef]:
                 elif agg in VALUE_AGGREGATIONS:
                     assert b.value is not None  # checked by the model
                     vda, ven = VALUE_LABELS.get(b.value, (b.value, b.value))
-                    word_da = {"sum": "Samlet", "mean": "Gennemsnitligt", "max": "Største"}[agg]
-                    word_en = {"sum": "Total", "mean": "Mean", "max": "Largest"}[agg]
+                    word_da, word_en = _VALUE_WORDS[agg]
                     none = " (0 hvis ingen)" if agg != "sum" else ""
                     none_en = " (0 if none)" if agg != "sum" else ""
                     out.append(FeatureDef(

@@ -123,6 +123,22 @@ def _weighted_counts(keys: Int, weights: F64, n: int) -> F64:
     return out
 
 
+def _latest_values(keys: Int, values: F64, n: int) -> F64:
+    """Per key, the value of its last occurrence (0 for keys without one).
+
+    ``keys`` are in event-time order; a stable sort keeps that order within a key, so the
+    last of each run is the most recent (fancy assignment with repeated keys promises no
+    order).
+    """
+    order = np.argsort(keys, kind="stable")
+    k = keys[order]
+    end = np.ones(len(k), dtype=bool)
+    end[:-1] = k[:-1] != k[1:]
+    out = np.zeros(n)
+    out[k[end]] = values[order][end]
+    return out
+
+
 class _AsOf:
     """What every block needs at one as-of date (computed once, on first use)."""
 
@@ -200,6 +216,7 @@ def _event_block(b: EventBlock, ctx: _AsOf) -> dict[str, F64]:
         sums: F64 | None = None
         n_val: F64 | None = None
         top: F64 | None = None
+        latest: F64 | None = None
         if values is not None:
             v = values[sl]
             ok = ~np.isnan(v)
@@ -210,6 +227,8 @@ def _event_block(b: EventBlock, ctx: _AsOf) -> dict[str, F64]:
                 top = np.full(P * T, -np.inf)
                 np.maximum.at(top, k[ok], v[ok])
                 top = top.reshape(P, T)
+            if "last" in aggs:
+                latest = _latest_values(k[ok], v[ok], P * T).reshape(P, T)
         for code in b.types:
             c = codes.index(code)
             base = f"{prefix}{b.source}__{code}__"
@@ -234,6 +253,9 @@ def _event_block(b: EventBlock, ctx: _AsOf) -> dict[str, F64]:
                     if b.household:
                         own = ctx.household_max(own, -np.inf)
                     out[f"{base}{b.value}_max_{w}d"] = np.where(np.isfinite(own), own, 0.0)
+                elif agg == "last":
+                    assert latest is not None
+                    out[f"{base}{b.value}_last_{w}d"] = latest[:, c].copy()
                 elif agg == "days_since_last":
                     assert last is not None
                     lt = last[:, c]

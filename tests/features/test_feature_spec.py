@@ -37,7 +37,7 @@ features:
     event_types: [activation_start]
     value: job_readiness
     windows_days: [365]
-    aggregations: [count, max, mean]
+    aggregations: [count, max, mean, last]
     purpose: need
   - source: health
     event_types: [gp_contact, emergency_contact, psychiatric_contact, psychiatric_admission,
@@ -97,7 +97,7 @@ def _error(blocks: list[object]) -> str:
 def test_example_expands_to_named_described_features() -> None:
     features = expand(_spec())
     names = [f.name for f in features]
-    assert len(names) == len(set(names)) == 75
+    assert len(names) == len(set(names)) == 76
     assert names[:2] == ["children_families__notification__count_90d",
                          "children_families__notification__days_since_last_90d"]
     for f in features:
@@ -116,6 +116,10 @@ def test_example_expands_to_named_described_features() -> None:
     assert sibling.purpose == "household" and "husstanden" in sibling.description_da
     assert "4015" in by_name["children_families__notification__days_since_last_365d"] \
         .description_en
+    latest = by_name["employment__activation_start__job_readiness_last_365d"]
+    assert latest.description_en == ("Latest job-readiness category of activation offers in "
+                                     "the last 365 days (0 if none)")
+    assert latest.description_da.startswith("Seneste ")
     assert expand(_spec()) == features  # deterministic
 
 
@@ -179,7 +183,7 @@ def test_misspelt_event_type_names_the_key_and_the_choices() -> None:
      "features[0].value: is missing: sum need(s) a value; add value: <one of amount_dkk>"),
     ({"source": "economy", "value": "amount_dkk", "windows_days": [365],
       "aggregations": ["count"]},
-     "features[0].value: 'amount_dkk' is only used by sum, mean or max"),
+     "features[0].value: 'amount_dkk' is only used by sum, mean, max or last"),
     ({"source": "health", "windows_days": [365], "aggregations": ["count"], "windows": [3]},
      "features[0].windows: is not a known key of this block"),
     ({"source": "health", "aggregations": ["count"]},

@@ -131,18 +131,21 @@ def test_event_counts_sums_maxima_and_recency_match_pandas(
                 np.testing.assert_allclose(X[f"{name}days_since_last_{w}d"].to_numpy(),
                                            _per_row(days, n, w + 3650.0), rtol=1e-12)
                 checked[f"{name}days_since_last_{w}d"] = "days_since_last"
-            for agg in ("sum", "max", "mean"):
+            # "last": the most recent event's value (ties in time: the later extract row).
+            in_time = ev.sort_values("event_time", kind="stable").groupby("row")
+            for agg in ("sum", "max", "mean", "last"):
                 col = f"{name}{value}_{agg}_{w}d"
                 if value and col in X:
-                    expected = _per_row(getattr(g[value], agg)(), n)
+                    by = in_time[value] if agg == "last" else g[value]
+                    expected = _per_row(getattr(by, agg)(), n)
                     np.testing.assert_allclose(X[col].to_numpy(), expected, rtol=1e-9,
                                                err_msg=col)
                     checked[col] = agg
-    # Every aggregation and source above was compared (17 columns of the spec).
-    assert set(checked.values()) == {"count", "days_since_last", "sum", "max", "mean"}
+    # Every aggregation and source above was compared (18 columns of the spec).
+    assert set(checked.values()) == {"count", "days_since_last", "sum", "max", "mean", "last"}
     assert {c.split("__")[0] for c in checked} == {"children_families", "economy", "schools",
                                                    "employment"}
-    assert len(checked) == 17
+    assert len(checked) == 18
     assert X["children_families__notification__count_1095d"].sum() > 100  # not all zeros
     health = _windowed(town.tables.events["health"], rows, 365)
     distinct = _per_row(health.groupby("row")["event_type"].nunique(), n)
