@@ -168,7 +168,7 @@ def _features_ceiling(X: np.ndarray, truth: pd.DataFrame, programmes: tuple[str,
     about the best any learner on these features can do: where its allocation misses the
     bar, the features do not carry enough information for any estimator to meet it. 1,000
     rounds: more (2,000 rounds, 63 leaves) moved the benefit programmes' ceiling no further
-    (84.5 % of the oracle either way; 83.7 % with 300 rounds).
+    (84.5 % of the oracle in the last round either way; 83.7 % with 300 rounds).
     """
     import lightgbm as lgb
 
@@ -190,37 +190,59 @@ def test_allocation_by_estimated_effect_against_the_oracle(experiment: str,
                                                             start: date | None) -> None:
     """Issue 6's allocation bar, printed with its verdict (xfail while it misses).
 
-    Each experiment's cohort, held-out persons (30 %) at the last as-of date; per learner,
-    one effect model per programme fitted on the other persons, on the experiment's as-of
-    grid or on a longer history (every quarter from 2021). Places = 20 % of the held-out
-    citizens expected to benefit from some programme (true effect > 0), split equally,
-    equal cost. Every policy is judged by the true effects: by each learner's estimated
-    effect (the LP), by risk (a LightGBM classifier of the bad outcome on untreated
-    training rows), at random, the oracle (the LP on the true effects), and the features'
-    ceiling (the LP on a LightGBM fitted to the training rows' true effects). The verdict
-    reads the DR learner, the estimator ``overblik train`` and the service use; the others
-    show what else was tried. Bar: by effect >= 85 % of the oracle and above by risk.
+    Each experiment's cohort, held-out persons (30 %) at every as-of date the truth covers;
+    per learner, one effect model per programme fitted on the other persons, on the
+    experiment's as-of grid or on a longer history (every quarter from 2021). Each as-of
+    date is one allocation round, as in ``overblik train`` and the service: places = 20 % of
+    that round's held-out citizens expected to benefit from some programme (true effect >
+    0), split equally, equal cost; the table sums the rounds' true benefit (one round of
+    ~1,000 citizens moved a learner's share by +-4 points between rounds). Every policy is
+    judged by the true effects: by each learner's estimated effect (the LP), by risk (a
+    LightGBM classifier of the bad outcome on untreated training rows), at random, the
+    oracle (the LP on the true effects), and the features' ceiling (the LP on a LightGBM
+    fitted to the training rows' true effects). The verdict reads the DR learner, the
+    estimator ``overblik train`` and the service use; the others show what else was tried.
+    Bar: by effect >= 85 % of the oracle and above by risk.
+
+    Why the benefit programmes miss (a probe, 2026-12-07, pooled over the rounds): given
+    the *true* outcome nuisances, with only the propensity estimated, the DR learner
+    reaches 70 % of the oracle, and 81 % only when the pseudo-outcomes' noise is cut to that
+    of 64 times the rows (its final stage fitted to the true effects: 87 %). So the few
+    treated rows (~900 per programme), not the nuisance models, hold it below the bar.
     """
     import lightgbm as lgb
 
-    from overblik.models._allocation import allocate, allocation_benefit, compare_policies
+    from overblik.models._allocation import compare_policies
 
     clean, truth_dir = quality_municipality()
     data, truth, person, held = _held_out_dataset(EventTables.load(clean), truth_dir,
                                                   experiment, start)
-    as_of = pd.to_datetime(data.rows["as_of"])
-    scored = held & (as_of == as_of.max()).to_numpy()
+    effects = np.column_stack([truth[f"effect_{p}"].to_numpy(dtype=np.float64)
+                               for p in data.programmes])
+    scored = held & np.isfinite(effects).all(axis=1)
+    as_of = pd.to_datetime(data.rows["as_of"]).to_numpy()[scored]
+    rounds = [as_of == d for d in np.unique(as_of)]
     X = data.X.to_numpy(dtype=np.float64)
-    tau = np.column_stack([truth[f"effect_{p}"].to_numpy(dtype=np.float64)[scored]
-                           for p in data.programmes])
+    tau = effects[scored]
     untreated = (data.programme == CONTROL) & ~held
     risk_model = lgb.LGBMClassifier(n_estimators=300, learning_rate=0.05, random_state=1,
                                     verbose=-1).fit(X[untreated], 1 - data.y[untreated])
     risk = np.asarray(risk_model.predict_proba(X[scored]))[:, 1]
-    needed = int((tau.max(axis=1) > 0).sum())
     m = len(data.programmes)
-    places = np.full(m, max(1, int(0.2 * needed) // m))
-    costs = np.ones(m)
+    needed = [int((tau[r].max(axis=1) > 0).sum()) for r in rounds]
+    places = [np.full(m, max(1, int(0.2 * k) // m)) for k in needed]
+
+    def benefits(est: np.ndarray) -> dict[str, float]:
+        """True benefit of each policy, summed over the rounds (``effect``: by ``est``)."""
+        total: dict[str, float] = {}
+        for r, p in zip(rounds, places, strict=True):
+            comparison = compare_policies(est[r], places=p, costs=np.ones(m),
+                                          budget=float("inf"), risk=risk[r],
+                                          true_effects=tau[r])
+            for k, v in comparison.benefit.items():
+                total[k] = total.get(k, 0.0) + v
+        return total
+
     estimates: dict[str, np.ndarray] = {}
     seconds: dict[str, float] = {}
     # The event whose hazard the programmes change: leaving benefit (y = 1), or a
@@ -236,29 +258,26 @@ def test_allocation_by_estimated_effect_against_the_oracle(experiment: str,
             columns.append(learner.effect(X[scored]))
         seconds[name] = time.perf_counter() - begin
         estimates[name] = np.column_stack(columns)
-    comparison = compare_policies(estimates["DR"], places=places, costs=costs,
-                                  budget=float("inf"), risk=risk, true_effects=tau)
-    oracle = comparison.benefit["oracle"]
+    policies = benefits(estimates["DR"])
+    oracle = policies["oracle"]
+    share = {k: v / oracle for k, v in policies.items()}
     rows = []
     for name, est in estimates.items():
-        benefit = allocation_benefit(allocate(est, places=places, costs=costs,
-                                              budget=float("inf")).assignment, tau)
-        pehe = _rmse(est, tau)
+        benefit = policies["effect"] if name == "DR" else benefits(est)["effect"]
         rows.append([f"by effect: {name}", f"{benefit:.2f}", f"{benefit / oracle:.1%}",
-                     f"{pehe:.4f}", f"{seconds[name]:.0f}"])
-    ceiling = allocation_benefit(allocate(
-        _features_ceiling(X, truth, data.programmes, train=~held, scored=scored),
-        places=places, costs=costs, budget=float("inf")).assignment, tau)
+                     f"{_rmse(est, tau):.4f}", f"{seconds[name]:.0f}"])
+    ceiling = benefits(_features_ceiling(X, truth, data.programmes, train=~held,
+                                         scored=scored))["effect"]
     rows.append(["features' ceiling (fitted to the true effects)", f"{ceiling:.2f}",
                  f"{ceiling / oracle:.1%}", "-", "-"])
-    shares = comparison.share_of_oracle
-    rows += [[f"by {k}", f"{comparison.benefit[k]:.2f}", f"{shares[k]:.1%}", "-", "-"]
+    rows += [[f"by {k}", f"{policies[k]:.2f}", f"{share[k]:.1%}", "-", "-"]
              for k in ("risk", "random", "oracle")]
-    meets = shares["effect"] >= 0.85 and shares["effect"] > shares["risk"]
+    meets = share["effect"] >= 0.85 and share["effect"] > share["risk"]
     grid = "the experiment's as-of grid" if start is None else f"as-of dates from {start}"
     print_table(
-        f"Allocation at 20 % of the places needed ({int(places.sum())} places for {needed:,} "
-        f"citizens expected to benefit, {int(scored.sum()):,} scored, {experiment}, "
+        f"Allocation at 20 % of the places needed, {len(rounds)} rounds summed "
+        f"({sum(int(p.sum()) for p in places):,} places for {sum(needed):,} citizens "
+        f"expected to benefit, {int(scored.sum()):,} scored, {experiment}, "
         f"{', '.join(data.programmes)}; learners fitted on {grid}), judged by the truth "
         f"(bar: by effect (DR) >= 85 % of oracle and above by risk: "
         f"{'meets' if meets else 'MISSES'})",
@@ -267,6 +286,6 @@ def test_allocation_by_estimated_effect_against_the_oracle(experiment: str,
         # Visible in every bench run until the effects are good enough (issue 6 stays open).
         above = " (the bar is above it)" if ceiling / oracle < 0.85 else ""
         pytest.xfail(f"{experiment}: allocation by estimated effect (DR) reaches "
-                     f"{shares['effect']:.1%} of the oracle (bar 85 %), by risk "
-                     f"{shares['risk']:.1%}; a model fitted to the true effects reaches "
+                     f"{share['effect']:.1%} of the oracle (bar 85 %), by risk "
+                     f"{share['risk']:.1%}; a model fitted to the true effects reaches "
                      f"{ceiling / oracle:.1%}{above}")
