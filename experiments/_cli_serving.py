@@ -159,6 +159,8 @@ def serve(
                       "demo municipality, but the profile store holds real (non-demo) data: "
                       "its scores say nothing about these citizens; train on the "
                       "municipality's own data and have the ethics board review that version")
+    for warning in engine.store.meta.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
     if engine.store.meta.model_version != m.version:
         console.print(f"[yellow]note:[/] the profile store was built for version "
                       f"{engine.store.meta.model_version}; the features are the same, but "
@@ -251,6 +253,8 @@ def profiles(
     out_console.print(f"{meta.rows:,} profiles of cohort {meta.cohort} as of {meta.as_of} "
                       f"for {meta.model} version {meta.model_version} "
                       f"({len(meta.features)} features) -> {target}")
+    for warning in meta.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
 
 
 @app.command("example-request")

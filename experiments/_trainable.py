@@ -47,7 +47,8 @@ class ShortHistory:
 
 
 def short_history(config: ExperimentConfig, *,
-                  span: tuple[pd.Timestamp, pd.Timestamp] | None) -> ShortHistory | None:
+                  span: tuple[pd.Timestamp, pd.Timestamp] | None,
+                  dates: Sequence[pd.Timestamp] | None = None) -> ShortHistory | None:
     """The as-of dates at which the longest feature window reaches back before the data
     begins (more than the tolerance), or None when every date sees a full window.
 
@@ -60,6 +61,8 @@ def short_history(config: ExperimentConfig, *,
         The experiment.
     span
         ``EventTables.event_span()`` of the data: where it begins and ends.
+    dates
+        The as-of dates to check (default: the experiment's grid), e.g. a profile store's.
     """
     if span is None:
         return None
@@ -71,7 +74,7 @@ def short_history(config: ExperimentConfig, *,
     longest, block = max(windows, key=lambda pair: (pair[0], -pair[1]))
     begins = span[0].normalize()
     slack = pd.Timedelta(days=CENSORING_TOLERANCE_DAYS)
-    dates = sorted(config.as_of.dates())
+    dates = sorted(config.as_of.dates() if dates is None else dates)
     short = tuple(d for d in dates if d - pd.Timedelta(days=longest) < begins - slack)
     if not short:
         return None

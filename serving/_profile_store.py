@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from overblik.experiments._trainable import ShortHistory, short_history
 from overblik.features._cohorts import cohort
 from overblik.features._errors import InputError
 from overblik.features._feature_spec import parse_feature_spec
@@ -55,6 +56,9 @@ class ProfileStoreMeta:
     key_fingerprint: str
     demo_data: bool
     built_at: str
+    # What the service should say at start-up about these profiles (a store written before
+    # this field existed has none).
+    warnings: list[str] = field(default_factory=list)
 
 
 def _sidecar(path: Path) -> Path:
@@ -112,6 +116,15 @@ def _check_covered(tables: EventTables, as_of: date) -> None:
                          "events: ingest newer extracts, or give an earlier date")
 
 
+def _short_history_warning(found: ShortHistory, as_of: date) -> str:
+    full = (found.begins + pd.Timedelta(days=found.window_days)).date()
+    return (f"profiles as of {as_of}: the experiment's features[{found.block}] looks back "
+            f"{found.window_days} days, before the data begins ({found.begins.date()}): "
+            "features over that window cover less history than the records would hold, so "
+            "scores understate what is known about a citizen; build the store as of "
+            f"{full} or later, or ingest older extracts")
+
+
 def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path, *,
                         fmt: StoreFormat = "parquet",
                         progress: ProgressFn | None = None) -> ProfileStoreMeta:
@@ -144,6 +157,7 @@ def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path,
     step("loading clean data", 0, 3)
     tables = EventTables.load(clean)
     _check_covered(tables, as_of)
+    found = short_history(model.config, span=tables.event_span(), dates=[pd.Timestamp(as_of)])
     spec = parse_feature_spec(model.config.features, section="features")
     step("cohort", 1, 3)
     rows = cohort(tables, [pd.Timestamp(as_of)], model.config.cohort)
@@ -162,7 +176,8 @@ def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path,
         as_of=as_of.isoformat(), rows=len(frame), features=names,
         key_fingerprint=str(ingest.get("key_fingerprint", "")),
         demo_data=bool(ingest.get("demo_data", False)),
-        built_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        warnings=[] if found is None else [_short_history_warning(found, as_of)])
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":

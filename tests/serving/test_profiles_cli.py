@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from overblik.experiments._cli import app
 from overblik.features import demo_key
+from overblik.features._tables import EventTables
 from overblik.serving import ProfileStore
 from tests.serving._setup import AS_OF, Served
 
@@ -44,6 +45,43 @@ def test_profiles_cli_parquet_and_csv_match_the_served_store(served: Served,
     assert len(csv) == len(parquet) == len(reference)
     np.testing.assert_allclose(csv.matrix, parquet.matrix, rtol=1e-12, equal_nan=True)
     assert csv.meta.as_of == parquet.meta.as_of == AS_OF.isoformat()
+
+
+def test_profiles_whose_windows_reach_before_the_data_are_built_with_a_warning(
+        served: Served, tmp_path: Path) -> None:
+    """A date whose longest window reaches back before the data begins: the store is built
+    (the operator may need it), the command warns, and the store keeps the warning for
+    `serve` to repeat; a date with full history gives no warning."""
+    tables = EventTables.load(served.root / "clean")
+    span = tables.event_span()
+    assert span is not None
+    begins = span[0].normalize()
+    early = (begins + pd.Timedelta(days=400)).date()  # features[0] looks back 730 days
+    result = runner.invoke(app, ["profiles", "--as-of", early.isoformat(), "--clean",
+                                 str(served.root / "clean"), "--model", served.model_name,
+                                 "--tracking-uri", served.tracking_uri, "--out",
+                                 str(tmp_path / "early.parquet")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    full = (begins + pd.Timedelta(days=730)).date()
+    expected = (f"warning: profiles as of {early}: the experiment's features[0] looks back "
+                f"730 days, before the data begins ({begins.date()})")
+    assert expected in said and f"build the store as of {full} or later" in said
+    names = [c for c in pd.read_parquet(served.profiles).columns
+             if c not in ("person_id", "as_of")]
+    store = ProfileStore.load(tmp_path / "early.parquet", features=names,
+                              key_fingerprint=demo_key().fingerprint)
+    assert len(store.meta.warnings) == 1 and expected[len("warning: "):] in " ".join(
+        store.meta.warnings[0].split())
+    check = runner.invoke(app, ["serve", "--check", "--model", served.model_name,
+                                "--tracking-uri", served.tracking_uri, "--profiles",
+                                str(tmp_path / "early.parquet"), "--store", served.store_url,
+                                "--demo-key"])
+    assert check.exit_code == 0, check.output
+    assert expected in " ".join(check.output.split())  # serve repeats it at start-up
+    assert "warning" not in _profiles(served, tmp_path / "full.parquet")
+    assert ProfileStore.load(tmp_path / "full.parquet", features=names,
+                             key_fingerprint=demo_key().fingerprint).meta.warnings == []
 
 
 def test_profiles_cli_bad_input_exits_2(served: Served, tmp_path: Path) -> None:

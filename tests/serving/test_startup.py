@@ -153,6 +153,7 @@ def test_cli_serve_check(served: Served) -> None:
     said = " ".join(ok.output.split())
     assert f"version {served.version}" in said and "approved" in said
     assert "effect models: family_support (" in said
+    assert "warning" not in said  # the store was built as of a date with full history
     _new_version(served, "cli-unreviewed", decision=None)
     refused = runner.invoke(app, ["serve", "--check", "--alias", "cli-unreviewed", *common])
     assert refused.exit_code == 2
