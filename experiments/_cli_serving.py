@@ -49,18 +49,21 @@ def _store(url: str | None) -> str:
 
 
 def _require_store(url: str) -> None:
-    """``--check`` only reads: a SQLite store that does not exist is an error, not created.
+    """``serve`` opens the store the keys were created in: a SQLite store that does not
+    exist is an error, not created.
 
-    Opening it would create an empty store at a mistyped path and report it as fine.
+    Creating it would start, at a mistyped path, a service with no keys (every request
+    refused) that writes its audit log apart from the real one; ``--check`` would report
+    such a store as fine.
     """
     from overblik.serving import open_database
 
     try:
         open_database(url).require_existing()
     except InputError as exc:
-        raise InputError(f"{exc}; `serve --check` never creates a store: make one with "
-                         f"`overblik keys create --role caseworker-system --name NAME --store "
-                         f"{url}`") from None
+        raise InputError(f"{exc}; `serve` never creates a store (the API keys and the audit "
+                         "log live there): make one with `overblik keys create --role "
+                         f"caseworker-system --name NAME --store {url}`") from None
 
 
 def _check_host(host: str) -> None:
@@ -109,7 +112,7 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
     check: Annotated[bool, typer.Option(
         "--check", help="Load and check everything, print what would be served, and exit; "
-        "creates nothing (a store or registry file that does not exist is an error).")
+        "creates nothing (a registry file that does not exist is an error, as a store is).")
     ] = False,
 ) -> None:
     """Serve the approved model: `bentoml serve` with scores, reasons, programme effects
@@ -117,8 +120,9 @@ def serve(
 
     Before starting it loads the version behind the alias with its feature spec, the profile
     store and the key, and refuses to start (exit 2, one clear message) if the version is
-    not approved by the ethics board, files are missing or corrupt, or the profile store
-    does not fit the model or the key. Swagger UI is at /docs.
+    not approved by the ethics board, files or the store (made by `overblik keys create`)
+    are missing or corrupt, or the profile store does not fit the model or the key. Swagger
+    UI is at /docs.
     """
     from overblik.serving import ScoringEngine, ServingSettings, StartupError
 
@@ -129,8 +133,7 @@ def serve(
             **{k: v for k, v in {"tracking_uri": tracking_uri, "store_url": store,
                                  "profile_store": profiles}.items() if v is not None},
             model_name=model, alias=alias, key_file=key_file, demo_key=demo_key)
-        if check:
-            _require_store(settings.store_url)
+        _require_store(settings.store_url)
         with console.status("loading and checking the model, profiles and store"):
             engine = ScoringEngine.start(settings)
         keys = [k for k in engine.keys.list() if k.active]

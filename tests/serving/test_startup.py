@@ -25,7 +25,7 @@ from overblik.serving import (
     ScoringEngine,
     StartupError,
 )
-from tests.serving._setup import Served, approve
+from tests.serving._setup import Served, approve, free_port
 
 runner = CliRunner()
 
@@ -257,6 +257,20 @@ def test_cli_serve_check_creates_no_store(served: Served, tmp_path: Path) -> Non
     assert "overblik train" in said
     assert not store.exists() and not store.parent.exists() and not registry.exists()
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_cli_serve_refuses_a_store_that_does_not_exist(served: Served, tmp_path: Path) -> None:
+    """A mistyped --store would start a service with no keys, writing its audit log apart
+    from the real one: serve refuses it (exit 2) and creates nothing."""
+    store = tmp_path / "typo" / "serving.db"
+    refused = runner.invoke(app, ["serve", "--tracking-uri", served.tracking_uri, "--profiles",
+                                  str(served.profiles), "--demo-key", "--store",
+                                  f"sqlite:///{store}", "--port", str(free_port())])
+    said = " ".join(refused.output.split())
+    assert refused.exit_code == 2, said
+    assert f"no such file {store}" in said and "`serve` never creates a store" in said
+    assert "overblik keys create" in said and "Traceback" not in said
+    assert not store.exists() and not store.parent.exists()
 
 
 def _csv_store(served: Served, tmp_path: Path) -> tuple[Path, list[str]]:
