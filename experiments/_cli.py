@@ -21,6 +21,7 @@ from overblik.experiments._cli_common import (
     fail,
     out_console,
     progress_bar,
+    warn,
 )
 from overblik.experiments._mlflow_output import quiet_mlflow
 from overblik.features._errors import InputError
@@ -124,7 +125,7 @@ def ingest(
         table.add_row(name, f"{s.rows_in:,}", f"{s.accepted:,}", f"{s.quarantined:,}", top)
     out_console.print(table)
     for warning in report.warnings:
-        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        warn(warning)
 
 
 def main() -> None:
@@ -246,13 +247,13 @@ def train(
                       "", "")
     out_console.print(table)
     for warning in result.warnings:
-        console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+        warn(warning)
     out_console.print(f"registered {result.model_name} version {result.model_version} as "
                       f"'challenger'; MLflow run {result.run_id}")
     if result.effects is not None:
         out_console.print(_effects_table(config, result.effects, comparison))
         for warning in result.effects_warnings:
-            console.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+            warn(warning)
     if result.fairness_passed is not None:
         verdict = "met" if result.fairness_passed else "MISSED"
         out_console.print(f"fairness audit: the experiment's thresholds were {verdict}; the "

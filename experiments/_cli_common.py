@@ -23,7 +23,7 @@ from rich.progress import (
 from overblik.features._errors import InputError
 
 __all__ = ["ProgressFn", "app", "console", "fail", "out_console", "prepare_out_folder",
-           "progress_bar", "removed_if_failed", "writing_out"]
+           "progress_bar", "removed_if_failed", "warn", "writing_out"]
 
 app = typer.Typer(
     name="overblik",
@@ -63,6 +63,11 @@ def progress_bar(title: str) -> Iterator[ProgressFn]:
             # A failed run ends with its one error message, not a half-filled bar above it.
             bar.update(task, visible=False)
             raise
+
+
+def warn(message: str) -> None:
+    """Print one warning (the command goes on)."""
+    console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
 
 
 def fail(message: str) -> None:

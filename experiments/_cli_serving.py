@@ -15,7 +15,14 @@ from typing import Annotated, Literal
 import typer
 from rich.table import Table
 
-from overblik.experiments._cli_common import app, console, fail, out_console, progress_bar
+from overblik.experiments._cli_common import (
+    app,
+    console,
+    fail,
+    out_console,
+    progress_bar,
+    warn,
+)
 from overblik.features._errors import InputError
 
 __all__ = ["app", "auditlog_app", "keys_app"]
@@ -163,7 +170,7 @@ def serve(
                       "its scores say nothing about these citizens; train on the "
                       "municipality's own data and have the ethics board review that version")
     for warning in engine.store.meta.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        warn(warning)
     if engine.store.meta.model_version != m.version:
         console.print(f"[yellow]note:[/] the profile store was built for version "
                       f"{engine.store.meta.model_version}; the features are the same, but "
@@ -257,7 +264,7 @@ def profiles(
                       f"for {meta.model} version {meta.model_version} "
                       f"({len(meta.features)} features) -> {target}")
     for warning in meta.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        warn(warning)
 
 
 @app.command("example-request")

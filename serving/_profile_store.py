@@ -100,8 +100,11 @@ def _check_csv_fields(path: Path, fix: str) -> None:
 STALE_DAYS = 31
 
 
-def _check_covered(tables: EventTables, as_of: date) -> None:
-    """Profiles need history before ``as_of`` and data up to it: refuse dates outside."""
+def _check_covered(tables: EventTables, as_of: date) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """Profiles need history before ``as_of`` and data up to it: refuse dates outside.
+
+    Returns the data's span (``EventTables.event_span``: a pass over every event).
+    """
     span = tables.event_span()
     if span is None:
         raise InputError("the ingested data holds no events: profiles would have no history")
@@ -114,6 +117,7 @@ def _check_covered(tables: EventTables, as_of: date) -> None:
         raise InputError(f"--as-of {as_of}: the data ends on {last.date()}, more than "
                          f"{STALE_DAYS} days before; the profiles would miss the most recent "
                          "events: ingest newer extracts, or give an earlier date")
+    return span
 
 
 def _short_history_warning(found: ShortHistory, as_of: date) -> str:
@@ -156,8 +160,8 @@ def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path,
     ingest = json.loads(report.read_text(encoding="utf-8"))
     step("loading clean data", 0, 3)
     tables = EventTables.load(clean)
-    _check_covered(tables, as_of)
-    found = short_history(model.config, span=tables.event_span(), dates=[pd.Timestamp(as_of)])
+    span = _check_covered(tables, as_of)
+    found = short_history(model.config, span=span, dates=[pd.Timestamp(as_of)])
     spec = parse_feature_spec(model.config.features, section="features")
     step("cohort", 1, 3)
     rows = cohort(tables, [pd.Timestamp(as_of)], model.config.cohort)

@@ -184,3 +184,16 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def assert_refused_on_store(group: str, commands: list[list[str]], url: str,
+                            expected: str) -> None:
+    """Each ``overblik GROUP COMMAND --store URL`` exits 2 and says ``expected``."""
+    from typer.testing import CliRunner
+
+    from overblik.experiments._cli import app
+
+    for command in commands:
+        result = CliRunner().invoke(app, [group, *command, "--store", url])
+        assert result.exit_code == 2, result.output
+        assert expected in " ".join(result.output.split()), result.output

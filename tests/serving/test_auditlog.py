@@ -14,6 +14,7 @@ from overblik.experiments._cli import app
 from overblik.serving import AuditEntry, AuditLog, KeyStore, open_database
 from overblik.serving._auditlog import AuditWriter
 from tests.services import fresh_postgres_database
+from tests.serving._setup import assert_refused_on_store
 
 runner = CliRunner()
 
@@ -146,11 +147,9 @@ def test_reading_commands_on_a_store_without_an_audit_log_create_nothing(
         store_url: str) -> None:
     """Another database (here: one holding only API keys) is not an empty, 'intact' log."""
     KeyStore(open_database(store_url))
-    for command in (["verify"], ["export", "--format", "csv"]):
-        result = runner.invoke(app, ["auditlog", *command, "--store", store_url])
-        assert result.exit_code == 2, result.output
-        assert "holds no audit log (no table audit_log, audit_head): give the --store the " \
-               "service writes to" in " ".join(result.output.split())
+    assert_refused_on_store("auditlog", [["verify"], ["export", "--format", "csv"]], store_url,
+                            "holds no audit log (no table audit_log, audit_head): give the "
+                            "--store the service writes to")
     db = open_database(store_url)
     with db.transaction() as cur:
         assert not db.table_exists(cur, "audit_log") and db.table_exists(cur, "api_keys")

@@ -12,6 +12,7 @@ from overblik.experiments._cli import app
 from overblik.features._errors import InputError
 from overblik.serving import ROLES, KeyStore, open_database
 from tests.services import fresh_postgres_database
+from tests.serving._setup import assert_refused_on_store
 
 runner = CliRunner()
 
@@ -95,11 +96,9 @@ def test_list_and_revoke_on_a_store_without_keys_create_nothing(tmp_path: Path) 
 
     url = f"sqlite:///{tmp_path / 'audit.db'}"
     AuditLog(open_database(url))
-    for command in (["list"], ["revoke", "1a2b3c4d"]):
-        result = runner.invoke(app, ["keys", *command, "--store", url])
-        assert result.exit_code == 2, result.output
-        assert "holds no API keys (no table api_keys): give the --store the service writes " \
-               "to" in " ".join(result.output.split())
+    assert_refused_on_store("keys", [["list"], ["revoke", "1a2b3c4d"]], url,
+                            "holds no API keys (no table api_keys): give the --store the "
+                            "service writes to")
     db = open_database(url)
     with db.transaction() as cur:
         assert not db.table_exists(cur, "api_keys")
