@@ -12,7 +12,7 @@ import re
 import unicodedata
 from datetime import date
 
-__all__ = ["CPR_IN_TEXT", "check_cpr", "contains_cpr", "cpr_birth_date"]
+__all__ = ["CPR_IN_TEXT", "check_cpr", "contains_cpr", "cpr_birth_date", "shown_key"]
 
 # ASCII digits only: a full-width or Arabic-Indic "CPR number" would pass a \d check, be
 # pseudonymised as another string and come back as "not in the profile store".
@@ -34,6 +34,17 @@ def contains_cpr(text: str) -> bool:
     Full-width and other compatibility digits are read as the digits they stand for.
     """
     return CPR_IN_TEXT.search(unicodedata.normalize("NFKC", text)) is not None
+
+
+# A client's dict key an error may name: the shape of a feature or programme name.
+_NAME_KEY = re.compile(r"^[a-z][a-z0-9_]{0,199}$")
+
+
+def shown_key(name: str) -> str:
+    """A client's own dict key as an error may show it: the key when it has the shape of a
+    feature or programme name and holds no CPR number, else ``<key>`` (a client may put
+    anything in a key, and errors go into the append-only audit log)."""
+    return name if _NAME_KEY.match(name) and not contains_cpr(name) else "<key>"
 
 
 def _century(year2: int, seventh: int) -> int:

@@ -16,6 +16,7 @@ up to the booster's margin.
 
 from __future__ import annotations
 
+import difflib
 import math
 import threading
 import time
@@ -28,6 +29,7 @@ import pandas as pd
 
 from overblik.features._pseudonym import PseudonymKey, load_key, pseudonymise_one
 from overblik.serving._auditlog import AuditLog, AuditWriter
+from overblik.serving._cpr import shown_key
 from overblik.serving._database import open_database
 from overblik.serving._effects import EFFECT_SCALE, NO_EFFECTS, EffectsScorer, suggest
 from overblik.serving._keys import KeyStore
@@ -257,11 +259,16 @@ class ScoringEngine:
 
     def _payload_row(self, features: dict[str, float | None], field: str) -> F64:
         unknown = [n for n in features if n not in self._column]
-        if unknown:
-            # The names are not echoed: a client may put anything in a key.
-            raise ApiError(422, f"{len(unknown)} name(s) are not features of "
-                           f"{self.model.name}; GET /metadata lists them", field)
         missing = [n for n in self._names if n not in features]
+        if unknown:
+            # The client's keys are not echoed (a key may hold anything, even a name or a CPR
+            # number, and errors go into the audit log); a typo is told by the feature it
+            # was meant to be.
+            meant = sorted({m for k in unknown
+                            for m in difflib.get_close_matches(k, missing, n=1, cutoff=0.8)})
+            hint = f" (did you mean {', '.join(meant[:3])}?)" if meant else ""
+            raise ApiError(422, f"{len(unknown)} name(s) are not features of "
+                           f"{self.model.name}{hint}; GET /metadata lists them", field)
         if missing:
             raise ApiError(422, f"is missing {len(missing)} feature(s), e.g. "
                            f"{', '.join(missing[:3])}; send every feature (null when "
@@ -423,9 +430,11 @@ class ScoringEngine:
             named: dict[str, Any] = getattr(request, name) or {}
             unknown = sorted(set(named) - known)
             if unknown:
-                raise ApiError(422, f"{', '.join(unknown)} is not a programme of version "
+                shown = [shown_key(k) for k in unknown]
+                verb = "is not a programme" if len(shown) == 1 else "are not programmes"
+                raise ApiError(422, f"{', '.join(shown)} {verb} of version "
                                f"{self.model.version}; its programmes are "
-                               f"{', '.join(effects.programmes)}", f"{name}.{unknown[0]}")
+                               f"{', '.join(effects.programmes)}", f"{name}.{shown[0]}")
         seen: dict[str, int] = {}
         rows: list[F64] = []
         problems: list[FieldError] = []

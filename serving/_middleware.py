@@ -32,7 +32,7 @@ from typing import Any
 import anyio.to_thread
 
 from overblik.serving._auditlog import AuditEntry
-from overblik.serving._cpr import contains_cpr
+from overblik.serving._cpr import shown_key
 from overblik.serving._engine import RequestRecord, ScoringEngine
 from overblik.serving._metrics import observe
 from overblik.serving._problems import MAX_LISTED, describe, item_index
@@ -69,7 +69,19 @@ def error_body(message: str, fields: list[FieldError] | None = None,
                          ).model_dump_json().encode()
 
 
-_SAFE_KEY = re.compile(r"^[a-z][a-z0-9_]{0,199}$")
+# Six digits in a row could be a birth date DDMMYY: with four more digits of the id or of a
+# batch item's index (<id>-1234) the privacy scans (and /feedback's reason check) would read a
+# CPR number where there is none.
+_DIGIT_RUN = re.compile(r"[0-9]{6}")
+
+
+def new_request_id() -> str:
+    """A random request id (32 hex digits) in which no CPR number can be read, with or
+    without a batch item's ``-<index>``."""
+    while _DIGIT_RUN.search(request_id := uuid.uuid4().hex):
+        pass
+    return request_id
+
 
 
 def _field_path(loc: list[Any]) -> str:
@@ -80,9 +92,7 @@ def _field_path(loc: list[Any]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif part not in ("root", "[key]"):  # "[key]": the dict key itself is at fault
-            name = str(part)
-            if not _SAFE_KEY.match(name) or contains_cpr(name):
-                name = "<key>"
+            name = shown_key(str(part))
             out += f".{name}" if out else name
     return out or "body"
 
@@ -217,7 +227,7 @@ class AccessAuditMiddleware:
             await self.app(scope, receive, _PublicSender(send, rule.path))
             return
         engine = self.engine()
-        record = RequestRecord(request_id=uuid.uuid4().hex,
+        record = RequestRecord(request_id=new_request_id(),
                                endpoint=rule.path if rule else "(unknown)",
                                method=str(scope["method"])[:10])
         if engine is None:

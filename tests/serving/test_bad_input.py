@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from overblik.serving import AuditLog, open_database
+from overblik.serving import AuditLog, contains_cpr, open_database
 from tests.serving._setup import Served, bearer
 
 CASEWORKER = "caseworker-system"
@@ -163,6 +163,14 @@ def test_malformed_allocations(client: TestClient, served: Served,
          "citizens[0].features"),
         ("programme-key-like-cpr", {"citizens": [one], "places": {CPR_LIKE_KEY: 1}}, 422,
          "places.<key>"),
+        # Keys of a name's shape with a CPR number glued on: refused without being named.
+        ("programme-key-glued-cpr", {"citizens": [one], "places": {f"c{CPR_LIKE_KEY}": 1}},
+         422, "places.<key>"),
+        ("cost-key-glued-cpr", {"citizens": [one], "costs": {f"x{CPR_LIKE_KEY}": 1}}, 422,
+         "costs.<key>"),
+        ("feature-key-glued-cpr",
+         {"citizens": [{**one, "features": {**features, f"c{CPR_LIKE_KEY}": 1}}]}, 422,
+         "citizens[0].features"),
         ("places-not-whole", {"citizens": [one], "places": {"family_support": 1.5}}, 422,
          "places.family_support"),
         ("budget-infinite", b'{"citizens": [], "budget": Infinity}', 422, "budget"),
@@ -179,6 +187,39 @@ def test_malformed_allocations(client: TestClient, served: Served,
         logged = list(log.entries())[before:]
         assert [e.entry.status for e in logged] == [status], name_
         assert CPR_LIKE_KEY not in answer.text
+        assert CPR_LIKE_KEY not in repr(logged), name_  # the log is append-only
+
+
+def test_no_request_id_reads_as_a_cpr_number(client: TestClient, served: Served) -> None:
+    """Request ids are quoted in /feedback reasons and scanned in the logs: none may hold a
+    CPR number, alone or as a batch item's ``<id>-<index>`` (a uuid4's hex did about once
+    in 400 with a four-digit index)."""
+    from overblik.serving._middleware import new_request_id
+
+    ids = [new_request_id() for _ in range(3000)]
+    ids += [client.post("/score", json={"cpr": served.cprs[0]}).json()["request_id"]
+            for _ in range(40)]  # refused (no key), yet given an id
+    assert len(set(ids)) == len(ids)
+    for request_id in ids:
+        assert len(request_id) == 32 and int(request_id, 16) >= 0
+        for item in ("", "-7", "-1234", "-9999"):
+            assert not contains_cpr(request_id + item), request_id + item
+
+
+def test_a_misspelt_feature_is_named(client: TestClient, served: Served,
+                                     features: dict[str, Any]) -> None:
+    """A misspelt feature is told by the feature it was meant to be; the client's own key
+    is not echoed (it may hold anything)."""
+    last = list(features)[-1]
+    typo = {**{k: v for k, v in features.items() if k != last}, f"{last}x": 1}
+    answer = client.post("/score", json={"features": typo},
+                         headers=bearer(served, CASEWORKER))
+    assert answer.status_code == 422
+    error = answer.json()["fields"][0]
+    assert error["field"] == "features"
+    assert f"1 name(s) are not features of {served.model_name} (did you mean {last}?)" \
+        in error["message"]
+    assert f"{last}x" not in answer.text
 
 
 def test_wrong_content_type(client: TestClient, served: Served) -> None:
