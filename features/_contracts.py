@@ -217,6 +217,22 @@ SOURCE_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
 EVENT_SOURCES: tuple[Source, ...] = tuple(s for s in SOURCES if not s.is_register)
 
 
+def value_range(source: str, column: str) -> tuple[float, float] | None:
+    """The smallest and largest value the contract allows in a numeric column of a source
+    (its bounds or code list), None when it sets no bound on both sides."""
+    col = SOURCE_BY_NAME[source].model.to_schema().columns[column]
+    low: float | None = None
+    high: float | None = None
+    for check in col.checks:
+        stats = check.statistics or {}
+        if "allowed_values" in stats:
+            values = [float(v) for v in stats["allowed_values"]]
+            low, high = min(values), max(values)
+        low = float(stats["min_value"]) if "min_value" in stats else low
+        high = float(stats["max_value"]) if "max_value" in stats else high
+    return None if low is None or high is None else (low, high)
+
+
 def contract_table(source: Source) -> pd.DataFrame:
     """One row per column of a source: name, type, nullable, checks (for the README)."""
     schema = source.model.to_schema()

@@ -64,7 +64,7 @@ from pydantic import (
     model_validator,
 )
 
-from overblik.features._contracts import EVENT_SOURCES, SOURCE_BY_NAME
+from overblik.features._contracts import EVENT_SOURCES, SOURCE_BY_NAME, value_range
 from overblik.features._errors import InputError
 
 __all__ = [
@@ -509,7 +509,12 @@ class FeatureSpec(BaseModel):
 
 @dataclass(frozen=True)
 class FeatureDef:
-    """One column of ``X``: its name, descriptions, source, purpose and unit."""
+    """One column of ``X``: its name, descriptions, source, purpose and unit.
+
+    ``low``/``high`` bound the values a profile can hold where the source contract bounds
+    them (e.g. a mean grade from -3 to 12); None: only the unit's own rule (a count is a whole
+    number from 0). Versions trained before they existed have None.
+    """
 
     name: str
     description_da: str
@@ -517,6 +522,22 @@ class FeatureDef:
     source: str
     purpose: str
     unit: str
+    low: float | None = None
+    high: float | None = None
+
+
+def _value_bounds(source: str, value: str, aggregation: str
+                  ) -> tuple[float | None, float | None]:
+    """What an aggregation of a contract-bounded value can be: a mean, maximum or latest
+    value lies within the value's range or is 0 (no event); a sum is only as bounded as the
+    sign of the values."""
+    bounds = value_range(source, value)
+    if bounds is None:
+        return None, None
+    low, high = bounds
+    if aggregation == "sum":
+        return (0.0 if low >= 0 else None), None
+    return min(low, 0.0), max(high, 0.0)
 
 
 _KIND_TAGS = frozenset({"event", "spell", "cross_silo", "population"})
@@ -620,7 +641,8 @@ def _event_features(b: EventBlock) -> list[FeatureDef]:
                         f"{base}{b.value}_{agg}_{w}d",
                         f"{word_da} {vda} for {da}{on_da} {when_da}{none}",
                         f"{word_en} {ven} of {en}{on_en} {when_en}{none_en}", b.source,
-                        purpose, VALUE_UNITS.get(b.value, "value")))
+                        purpose, VALUE_UNITS.get(b.value, "value"),
+                        *_value_bounds(b.source, b.value, agg)))
     if "distinct_event_types" in b.aggregations:
         for w in b.windows_days:
             out.append(FeatureDef(

@@ -468,7 +468,10 @@ class MetadataResponse(BaseModel):
     config_hash: str
     approval: dict[str, str]
     metrics: dict[str, float]
-    features: list[dict[str, str]]
+    features: list[dict[str, str | float | None]] = Field(
+        description="The model's features: name, descriptions (da, en), source, purpose, "
+        "unit, and the lowest and highest value a profile can hold (low, high; null where "
+        "only the unit bounds it, e.g. a count is a whole number from 0).")
     profile_store: dict[str, str | int]
     risk_bands: dict[str, str]
     explanation: str

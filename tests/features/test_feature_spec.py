@@ -255,3 +255,26 @@ def test_a_window_must_be_a_whole_number_of_days(window: object) -> None:
              "aggregations": ["count"]}
     with pytest.raises(InputError, match=r"features\[0\]\.windows_days\[0\]"):
         parse_feature_spec([block])
+
+
+def test_value_features_carry_the_contracts_range() -> None:
+    """A mean, maximum or latest value lies in the contract's range or is 0 (no event); a
+    sum of values that cannot be negative is not negative; counts carry no range."""
+    spec = parse_feature_spec([
+        {"source": "schools", "event_types": ["grade"], "value": "grade", "windows_days": [365],
+         "aggregations": ["mean", "sum", "count"]},
+        {"source": "economy", "event_types": ["debt_collection"], "value": "amount_dkk",
+         "windows_days": [365], "aggregations": ["sum", "max"]},
+        {"source": "employment", "event_types": ["benefit_start"], "value": "job_readiness",
+         "windows_days": [730], "aggregations": ["last"]},
+        {"source": "digital", "event_types": ["self_report"], "value": "score",
+         "windows_days": [365], "aggregations": ["mean"]}])
+    bounds = {f.name: (f.low, f.high) for f in expand(spec)}
+    assert bounds == {
+        "schools__grade__grade_mean_365d": (-3.0, 12.0),
+        "schools__grade__grade_sum_365d": (None, None),
+        "schools__grade__count_365d": (None, None),
+        "economy__debt_collection__amount_dkk_sum_365d": (0.0, None),
+        "economy__debt_collection__amount_dkk_max_365d": (0.0, 10_000_000.0),
+        "employment__benefit_start__job_readiness_last_730d": (0.0, 3.0),
+        "digital__self_report__score_mean_365d": (0.0, 10.0)}

@@ -206,6 +206,31 @@ def test_no_request_id_reads_as_a_cpr_number(client: TestClient, served: Served)
             assert not contains_cpr(request_id + item), request_id + item
 
 
+def test_values_outside_the_contracts_range_are_refused(client: TestClient, served: Served,
+                                                        features: dict[str, Any]) -> None:
+    """A mean grade of 55, a negative amount in DKK or an age of 200 is no profile's value:
+    refused with the range the source contract sets (which /metadata gives); the range's
+    own ends are scored."""
+    meta = client.get("/metadata", headers=bearer(served, CASEWORKER)).json()["features"]
+    bounded = {f["name"]: (f["low"], f["high"]) for f in meta if f["low"] is not None}
+    grade = next(n for n in bounded if "grade_mean" in n)
+    dkk = next(n for n in bounded if n.endswith("amount_dkk_sum_365d"))
+    assert bounded[grade] == (-3.0, 12.0) and bounded[dkk] == (0.0, None)
+    cases = {grade: (55, "a number from -3 to 12"), dkk: (-500, "a number from 0 to 1e+09"),
+             "population__age_years": (200, "a number of years from 0 to 130")}
+    headers = bearer(served, CASEWORKER)
+    for name, (value, what) in cases.items():
+        answer = client.post("/score", json={"features": {**features, name: value}},
+                             headers=headers)
+        assert answer.status_code == 422, (name, answer.text[:300])
+        assert answer.json()["fields"][0]["message"].startswith(f"{name} must be {what}")
+    for name, (low, high) in bounded.items():
+        for value in (low, high if high is not None else low + 1):
+            answer = client.post("/score", json={"features": {**features, name: value}},
+                                 headers=headers)
+            assert answer.status_code == 200, (name, value, answer.text[:300])
+
+
 def test_a_misspelt_feature_is_named(client: TestClient, served: Served,
                                      features: dict[str, Any]) -> None:
     """A misspelt feature is told by the feature it was meant to be; the client's own key
