@@ -249,6 +249,9 @@ class ScoringEngine:
                         field: str) -> None:
         if citizen.cpr is not None and record.role is not None and \
                 record.role not in rule.identify:
+            # Logged under the citizen's pseudonym: their access request (auditlog export
+            # --cpr) shows who tried to look them up, not only who did.
+            record.pseudonyms.append(pseudonymise_one(citizen.cpr, self._key))
             raise ApiError(403, f"the role {record.role} may send feature payloads to "
                            f"{rule.path} but may not look up citizens by CPR number", field)
 
@@ -533,7 +536,8 @@ class ScoringEngine:
             metrics=m.metrics,
             features=[{"name": f.name, "description_da": f.description_da,
                        "description_en": f.description_en, "source": f.source,
-                       "purpose": f.purpose, "unit": f.unit} for f in m.features],
+                       "purpose": f.purpose, "unit": f.unit, "low": f.low, "high": f.high}
+                      for f in m.features],
             profile_store={"as_of": self.store.meta.as_of, "rows": len(self.store),
                            "built_at": self.store.meta.built_at,
                            "model_version": self.store.meta.model_version},

@@ -151,7 +151,11 @@ class KeyStore:
         return False, None
 
     def authenticate(self, token: str) -> ApiKey | None:
-        """The active key behind ``token``, or None (unknown, malformed or revoked)."""
+        """The key behind ``token``, or None (unknown or malformed).
+
+        A revoked key is returned too (``active`` False), so that its use is refused *and*
+        attributed to it in the audit log: a leaked key still tried shows under its id. Only
+        the full token finds it, never its id alone."""
         m = _TOKEN.match(token)
         if m is None:
             return None
@@ -165,7 +169,7 @@ class KeyStore:
                                     "revoked_at from api_keys where key_id = ?"), (m[1],))
             row = cur.fetchone()
         found = None
-        if row is not None and hmac.compare_digest(row[0], digest) and row[5] is None:
+        if row is not None and hmac.compare_digest(row[0], digest):
             found = ApiKey(*row[1:])
         if self.cache_seconds > 0:
             with self._lock:

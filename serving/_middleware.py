@@ -269,11 +269,17 @@ class AccessAuditMiddleware:
             known, key = engine.keys.cached(token.strip())
             if not known:  # ask the store off the event loop
                 key = await anyio.to_thread.run_sync(engine.keys.authenticate, token.strip())
+        challenge = [(b"www-authenticate", b'Bearer realm="overblik"')]
         if key is None:
             raise _Reply(401, "missing, unknown or revoked API key: send 'Authorization: "
                          "Bearer <key>' with a key from `overblik keys create`",
-                         "Authorization", [(b"www-authenticate", b'Bearer realm="overblik"')])
-        record.key_id, record.role = key.key_id, key.role
+                         "Authorization", challenge)
+        record.key_id = key.key_id  # a revoked key's use is logged under its id
+        if not key.active:
+            raise _Reply(401, f"this API key ({key.key_id}) was revoked at {key.revoked_at}: "
+                         "ask the service's administrator for a new one (`overblik keys "
+                         "create`)", "Authorization", challenge)
+        record.role = key.role
         if rule is None:
             raise _Reply(404, "no such endpoint; GET /docs lists them")
         if scope["method"] != rule.method:

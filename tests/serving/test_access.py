@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from overblik.serving import ROLES, ROUTES, KeyStore, RouteRule, open_database
+from overblik.serving import ROLES, ROUTES, AuditLog, KeyStore, RouteRule, open_database
 from tests.serving._setup import Served, bearer
 
 PROTECTED = [r for r in ROUTES if not r.public]
@@ -70,17 +70,33 @@ def test_revoked_key_is_refused(client: TestClient, served: Served) -> None:
     record, token = keys.create("caseworker-system", "short-lived")
     headers = {"Authorization": f"Bearer {token}"}
     assert client.post("/score", json={"cpr": served.cprs[5]}, headers=headers).status_code == 200
-    keys.revoke(record.key_id)
+    revoked = keys.revoke(record.key_id)
+    log = AuditLog(open_database(served.store_url))
+    before = log.head()[0]
     refused = client.post("/score", json={"cpr": served.cprs[5]}, headers=headers)
     assert refused.status_code == 401
     assert refused.headers["www-authenticate"].startswith("Bearer")
+    assert refused.json()["error"].startswith(
+        f"this API key ({record.key_id}) was revoked at {revoked.revoked_at}")
+    # The leaked key's use shows under its id in the audit log (with no role: none granted).
+    [entry] = [e.entry for e in list(log.entries())[before:]]
+    assert (entry.status, entry.key_id, entry.role) == (401, record.key_id, None)
 
 
 def test_analyst_explains_payloads_but_not_citizens(client: TestClient, served: Served) -> None:
     analyst = bearer(served, "analyst")
+    log = AuditLog(open_database(served.store_url))
+    before = log.head()[0]
     refused = client.post("/explain", json={"cpr": served.cprs[0]}, headers=analyst)
     assert refused.status_code == 403
     assert refused.json()["fields"][0]["field"] == "cpr"
+    looked_up = client.post("/explain", json={"cpr": served.cprs[0]},
+                            headers=bearer(served, "caseworker-system"))
+    assert looked_up.status_code == 200
+    # The refused attempt is logged under the citizen's pseudonym, as the lookup is.
+    tried, done = [e.entry for e in list(log.entries())[before:]]
+    assert (tried.status, tried.role, done.status) == (403, "analyst", 200)
+    assert tried.pseudonyms == done.pseudonyms and len(done.pseudonyms) == 1
     allowed = client.post("/explain", json={"features": _features(client, served)},
                           headers=analyst)
     assert allowed.status_code == 200

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from overblik.experiments._cli import app
 from overblik.features._errors import InputError
-from overblik.serving import ROLES, KeyStore, open_database
+from overblik.serving import ROLES, ApiKey, KeyStore, open_database
 from tests.services import fresh_postgres_database
 from tests.serving._setup import assert_refused_on_store
 
@@ -37,7 +37,8 @@ def test_create_authenticate_revoke(keys: KeyStore) -> None:
     assert keys.authenticate("Bearer nonsense") is None
     revoked = keys.revoke(record.key_id)
     assert revoked.revoked_at is not None and not revoked.active
-    assert keys.authenticate(token) is None
+    found = keys.authenticate(token)  # still found, so its use is attributed; not active
+    assert found is not None and found.key_id == record.key_id and not found.active
     assert keys.revoke(record.key_id).revoked_at == revoked.revoked_at  # idempotent
     listed = {k.key_id: k for k in keys.list()}
     assert len(listed) == len(ROLES) and not listed[record.key_id].active
@@ -56,11 +57,15 @@ def test_cache_hides_revocation_only_for_its_time(tmp_path: Path) -> None:
     db = open_database(f"sqlite:///{tmp_path / 'keys.db'}")
     cached = KeyStore(db, cache_seconds=3600)
     record, token = cached.create("auditor", "revisor")
-    assert cached.authenticate(token) is not None
+    assert _active(cached.authenticate(token))
     KeyStore(db, cache_seconds=0).revoke(record.key_id)  # another process revokes
-    assert cached.authenticate(token) is not None  # still cached here
+    assert _active(cached.authenticate(token))  # still cached here
     cached.revoke(record.key_id)  # revoking through this store clears its cache
-    assert cached.authenticate(token) is None
+    assert not _active(cached.authenticate(token))
+
+
+def _active(key: ApiKey | None) -> bool:
+    return key is not None and key.active
 
 
 @pytest.mark.parametrize(("role", "name"), [("boss", "x"), ("admin", ""), ("admin", "x" * 101),
