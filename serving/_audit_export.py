@@ -264,11 +264,17 @@ def export_row(stored: StoredEntry, only: str | None = None) -> dict[str, Any]:
     e = stored.entry
     pseudonyms = [p if only is None or p in (only, "") else OTHER_CITIZEN
                   for p in e.pseudonyms]
+    summary = e.summary
+    if only is not None and e.endpoint in _BATCH_ENDPOINTS and "items" in summary:
+        # A batch's scores by item: only the citizen's own are theirs to see.
+        summary = {**summary, "items": [
+            v if i < len(e.pseudonyms) and e.pseudonyms[i] == only else OTHER_CITIZEN
+            for i, v in enumerate(summary["items"])]}
     return {"seq": stored.seq, "at": e.at, "kind": e.kind, "request_id": e.request_id,
             "decides": decided_request(stored), "endpoint": e.endpoint, "method": e.method,
             "status": e.status, "key_id": e.key_id, "role": e.role, "model": e.model,
             "model_version": e.model_version, "pseudonyms": pseudonyms,
-            "summary": e.summary, "hash": stored.hash}
+            "summary": summary, "hash": stored.hash}
 
 
 def _json(value: Any) -> str:

@@ -360,6 +360,9 @@ class ScoringEngine:
         results = [BatchResult(index=i, request_id=f"{record.request_id}-{i}",
                                status="not_found") for i in range(len(request.items))]
         bands = {"low": 0, "medium": 0, "high": 0}
+        # Each item's probability and band, by index (None: not found), so that a decision
+        # on <request_id>-<index> joins to what the caseworker saw, as for /score.
+        scored: list[tuple[float, str] | None] = [None] * len(request.items)
         if rows:
             X = np.vstack(rows)
             p = self._probability(X)
@@ -367,6 +370,7 @@ class ScoringEngine:
             for k, i in enumerate(where):
                 band = self.band(float(p[k]))
                 bands[band] += 1
+                scored[i] = (round(float(p[k]), 6), band)
                 reasons = [] if contrib is None else [
                     _reason(r) for r in reasons_for(self.model.features, X[k], contrib[k],
                                                     lang, top)]
@@ -376,7 +380,8 @@ class ScoringEngine:
         missed = sorted(set(range(len(request.items))) - set(where))
         # The unscored items by index: /feedback refuses a decision on them.
         record.summary = {"n": len(request.items), "scored": len(where),
-                          "not_found": len(missed), "not_found_items": missed, "bands": bands}
+                          "not_found": len(missed), "not_found_items": missed, "bands": bands,
+                          "items": scored}
         return BatchResponse(
             request_id=record.request_id, model=self.ref, outcome=self.model.config.label.outcome,
             horizon_days=self.model.config.label.horizon_days, as_of=self.store.meta.as_of,
@@ -486,7 +491,10 @@ class ScoringEngine:
                           "places_used": totals.places_used, "cost": round(totals.cost, 6),
                           "budget": totals.budget,
                           "expected_benefit": round(totals.expected_benefit, 6),
-                          "status": totals.status, "method": totals.method}
+                          "status": totals.status, "method": totals.method,
+                          # Who got which place, by the citizens' positions in the request.
+                          "assigned_items": {p: np.flatnonzero(a.assignment == j).tolist()
+                                             for j, p in enumerate(names)}}
         return AllocateResponse(request_id=record.request_id, model=self.ref,
                                 outcome=effects.model.outcome, citizens=citizens,
                                 totals=totals, notes=notes, notice=NOTICE[lang])

@@ -282,7 +282,9 @@ def _fill(url: str) -> AuditLog:
         _entry(_rid(1), "2025-01-01T09:00:00.000000+00:00"),
         _entry(_rid(2), "2025-01-02T09:00:00.000000+00:00", endpoint="/score/batch",
                pseudonyms=(P_B, P_A, ""), summary={"n": 3, "scored": 3, "not_found": 0,
-                                                   "not_found_items": []}),
+                                                   "not_found_items": [],
+                                                   "items": [[0.41, "high"], [0.02, "low"],
+                                                             [0.09, "medium"]]}),
         _decision(_rid(3), _rid(1), "2025-01-03T23:59:59.999999+00:00"),
         _decision(_rid(4), f"{_rid(2)}-0", "2025-01-04T00:00:00.000000+00:00"),
         _decision(_rid(5), f"{_rid(2)}-1", "2025-01-04T00:00:00.000001+00:00"),
@@ -328,8 +330,11 @@ def test_a_citizens_export_names_no_other_citizen(written: str) -> None:
         "--store", written, "--cpr", "010190-1234", "--demo-key").stdout)}
     assert rows[2]["pseudonyms"] == [OTHER_CITIZEN, P_A, ""]
     assert all(P_B not in json.dumps(r) for r in rows.values())
+    # Nor the others' scores: only A's item keeps its probability and band.
+    assert rows[2]["summary"]["items"] == [OTHER_CITIZEN, [0.02, "low"], OTHER_CITIZEN]
     full = {int(r["request_id"], 16): r for r in _jsonl(_export("--store", written).stdout)}
     assert full[2]["pseudonyms"] == [P_B, P_A, ""]
+    assert full[2]["summary"]["items"] == [[0.41, "high"], [0.02, "low"], [0.09, "medium"]]
 
 
 def test_since_until_are_inclusive_utc_days(written: str) -> None:

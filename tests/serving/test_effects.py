@@ -198,6 +198,11 @@ def test_allocate_within_places_and_budget(client: TestClient, served: Served,
     assert totals["status"] == "optimal"
     assert totals["cost"] == pytest.approx(len(given) * model.effects.costs[0])
     assert totals["expected_benefit"] == pytest.approx(sum(c["expected_benefit"] for c in given))
+    # The audit log says who got which place (positions in the request).
+    entry = list(AuditLog(open_database(served.store_url)).entries())[-1].entry
+    assert entry.request_id == body["request_id"]
+    assert entry.summary["assigned_items"] == {"family_support": [
+        i for i, c in enumerate(body["citizens"]) if c["programme"] is not None]}
     # The same allocation as the effect models make for these rows. (This fixture's effect
     # model finds no differences between citizens; test_effects_scorer.py checks who gets
     # the places, and the reasons, where effects differ.)

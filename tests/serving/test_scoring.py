@@ -107,6 +107,12 @@ def test_batch(client: TestClient, served: Served) -> None:
         assert result["probability"] == single["probability"]
         assert [r["feature"] for r in result["reasons"]] == \
             [r["feature"] for r in single["reasons"]]
+    # The audit log keeps each item's probability and band, so a decision on an item joins
+    # to what the caseworker saw.
+    entry = next(e.entry for e in _audit(served).entries()
+                 if e.entry.request_id == body["request_id"])
+    assert entry.summary["items"] == [
+        [round(r["probability"], 6), r["risk_band"]] for r in results[:4]] + [None]
     bare = client.post("/score/batch", json={"items": items[:2], "top": 0}, headers=headers)
     assert all(r["reasons"] == [] for r in bare.json()["results"])
 
