@@ -278,7 +278,8 @@ class ScoringEngine:
                            "unknown)", field)
         problem = payload_problem(features, self.model.features)
         if problem is not None:
-            raise ApiError(422, problem, field)
+            name, message = problem
+            raise ApiError(422, message, field if name is None else f"{field}.{name}")
         return np.array([np.nan if features[n] is None else features[n] for n in self._names],
                         dtype=np.float64)
 

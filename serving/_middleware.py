@@ -37,7 +37,7 @@ from overblik.serving._engine import RequestRecord, ScoringEngine
 from overblik.serving._metrics import observe
 from overblik.serving._problems import MAX_LISTED, describe, item_index
 from overblik.serving._routes import match_route
-from overblik.serving._schemas import ErrorResponse, FieldError
+from overblik.serving._schemas import PATTERN_WORDS, ErrorResponse, FieldError
 
 __all__ = ["AccessAuditMiddleware", "current_record", "error_body"]
 
@@ -97,10 +97,19 @@ def _field_path(loc: list[Any]) -> str:
     return out or "body"
 
 
+_QUOTED = re.compile(r"'(.*)'")
+
+
 def _message(err: dict[str, Any]) -> str:
     kind, msg = err.get("type", ""), str(err.get("msg", "is invalid"))
     if kind == "missing":
         return "is missing: add it"
+    if kind == "string_pattern_mismatch":
+        quoted = _QUOTED.search(msg)
+        allowed = PATTERN_WORDS.get(quoted[1] if quoted else "")
+        return f"may hold only {allowed}" if allowed else "holds characters it may not hold"
+    if kind == "too_short" and msg.startswith("List"):
+        return "is empty: give at least one"
     if kind == "extra_forbidden":
         return "is not a known field: remove it or check its spelling"
     if kind == "json_invalid":
@@ -262,6 +271,9 @@ class AccessAuditMiddleware:
         rule = match_route(scope["path"])
         headers = {k.decode("latin-1").lower(): v.decode("latin-1")
                    for k, v in scope.get("headers", [])}
+        if sum(k.lower() == b"authorization" for k, _ in scope.get("headers", [])) > 1:
+            # Which would count? Refused rather than one picked silently.
+            raise _Reply(400, "send one Authorization header, not several", "Authorization")
         auth = headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
         key = None
@@ -297,8 +309,9 @@ class AccessAuditMiddleware:
                          "Content-Type")
         limit = engine.settings.max_bulk_body_bytes if rule.bulk else \
             engine.settings.max_body_bytes
-        too_large = f"the body is larger than {limit:,} bytes; " + (
-            "send fewer citizens" if rule.bulk else "split the batch")
+        advice = ("send fewer citizens" if rule.bulk else "split the batch"
+                  if rule.path == "/score/batch" else "send only what the request needs")
+        too_large = f"the body is larger than {limit:,} bytes; {advice}"
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise _Reply(413, too_large, "body")

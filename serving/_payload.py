@@ -53,23 +53,23 @@ def _fits(value: float, domain: _Domain) -> bool:
 
 
 def payload_problem(values: Mapping[str, float | None],
-                    features: Sequence[FeatureDef]) -> str | None:
+                    features: Sequence[FeatureDef]) -> tuple[str | None, str] | None:
     """Why a complete payload cannot be scored, or None when every value is possible.
 
-    The message names the first feature at fault (a model's feature, never a client's key)
-    and what its values may be.
+    Returns the first feature at fault (a model's feature, never a client's key; None when
+    the payload as a whole is) and the message, which names it and what its values may be.
     """
     given = [(f, v) for f in features if (v := values[f.name]) is not None]
     if not given:
-        return ("has no value at all (every feature is null): send what is known about the "
-                "citizen, null only where a value is unknown")
+        return None, ("has no value at all (every feature is null): send what is known about "
+                      "the citizen, null only where a value is unknown")
     bad = [f for f, v in given if not (_fits(v, _DOMAINS.get(f.unit, _ANY))
                                        and _within(v, f.low, f.high))]
     if not bad:
         return None
     more = f" ({len(bad) - 1} more feature(s) out of range)" if len(bad) > 1 else ""
-    return (f"{bad[0].name} must be {_what(bad[0])}{more}: send the value as the profile "
-            "store would hold it")
+    return bad[0].name, (f"{bad[0].name} must be {_what(bad[0])}{more}: send the value as "
+                         "the profile store would hold it")
 
 
 def _within(value: float, low: float | None, high: float | None) -> bool:

@@ -67,7 +67,17 @@ FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
 # A request id, and a batch item's: the batch's id, a dash and the index as the results write
 # it (no leading zeros), so that a decision always names the item as the log does.
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}(-(0|[1-9][0-9]{0,3}))?")
-ProgrammeName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+# The patterns of a request's free identifiers, and what they allow in words (an error
+# names the words, not the regular expression).
+REF_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
+ACTION_PATTERN = r"^[\w\- ]+$"
+PROGRAMME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+PATTERN_WORDS = {
+    REF_PATTERN: "letters A-Z and a-z, digits and _ . : -",
+    ACTION_PATTERN: "letters, digits, _, - and spaces",
+    PROGRAMME_PATTERN: "a programme's name: a small letter, then small letters, digits and _",
+}
+ProgrammeName = Annotated[str, StringConstraints(pattern=PROGRAMME_PATTERN)]
 
 
 class _Request(BaseModel):
@@ -126,7 +136,7 @@ class RecommendRequest(Citizen):
 class AllocateCitizen(_Request):
     """One citizen of an allocation: the caller's reference and every feature."""
 
-    ref: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$",
+    ref: str = Field(min_length=1, max_length=64, pattern=REF_PATTERN,
                      description="The caller's own reference, returned with the citizen's "
                      "place. Never a CPR number (refused).")
     features: dict[FeatureName, FeatureValue] = Field(
@@ -185,7 +195,7 @@ class FeedbackRequest(_Request):
     decision: Literal["followed", "overridden"] = Field(
         description="Did the caseworker follow the score's indication or override it?")
     action: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=r"^[\w\- ]+$",
+        default=None, min_length=1, max_length=64, pattern=ACTION_PATTERN,
         description="The action chosen, e.g. family_support or none. Never a CPR number.")
     reason: str | None = Field(
         default=None, max_length=2000, validate_default=True,

@@ -32,11 +32,13 @@ def _cases(served: Served, features: dict[str, Any], units: dict[str, str]
          f"features.{first}"),
         ("/score", "feature-boolean", {"features": {**features, first: True}}, 422,
          f"features.{first}"),
-        ("/score", "count-negative", {"features": {**features, count: -1}}, 422, "features"),
-        ("/score", "count-fraction", {"features": {**features, count: 1.5}}, 422, "features"),
-        ("/score", "flag-seven", {"features": {**features, flag: 7}}, 422, "features"),
+        ("/score", "count-negative", {"features": {**features, count: -1}}, 422,
+         f"features.{count}"),
+        ("/score", "count-fraction", {"features": {**features, count: 1.5}}, 422,
+         f"features.{count}"),
+        ("/score", "flag-seven", {"features": {**features, flag: 7}}, 422, f"features.{flag}"),
         ("/score", "value-enormous", {"features": {**features, first: 1e300}}, 422,
-         "features"),
+         f"features.{first}"),
         ("/score", "all-null", {"features": dict.fromkeys(features)}, 422, "features"),
         ("/recommend", "recommend-all-null", {"features": dict.fromkeys(features)}, 422,
          "features"),
@@ -160,7 +162,7 @@ def test_malformed_allocations(client: TestClient, served: Served,
                            "budget": 1e16}, 422, "costs.family_support"),
         ("budget-enormous", {"citizens": [one], "budget": 1e300}, 422, "budget"),
         ("count-negative", {"citizens": [{**one, "features": {**features, name: -1}}]}, 422,
-         "citizens[0].features"),
+         f"citizens[0].features.{name}"),
         ("programme-key-like-cpr", {"citizens": [one], "places": {CPR_LIKE_KEY: 1}}, 422,
          "places.<key>"),
         # Keys of a name's shape with a CPR number glued on: refused without being named.
@@ -223,7 +225,9 @@ def test_values_outside_the_contracts_range_are_refused(client: TestClient, serv
         answer = client.post("/score", json={"features": {**features, name: value}},
                              headers=headers)
         assert answer.status_code == 422, (name, answer.text[:300])
-        assert answer.json()["fields"][0]["message"].startswith(f"{name} must be {what}")
+        error = answer.json()["fields"][0]
+        assert error["field"] == f"features.{name}"
+        assert error["message"].startswith(f"{name} must be {what}")
     for name, (low, high) in bounded.items():
         for value in (low, high if high is not None else low + 1):
             answer = client.post("/score", json={"features": {**features, name: value}},
@@ -245,6 +249,44 @@ def test_a_misspelt_feature_is_named(client: TestClient, served: Served,
     assert f"1 name(s) are not features of {served.model_name} (did you mean {last}?)" \
         in error["message"]
     assert f"{last}x" not in answer.text
+
+
+def test_messages_say_what_is_allowed_in_words(client: TestClient, served: Served,
+                                                features: dict[str, Any]) -> None:
+    """No regular expression, no library wording: the client reads what to send."""
+    cases: list[tuple[str, dict[str, Any], str, str]] = [
+        ("/allocate", {"citizens": [{"ref": "sag 1", "features": features}]},
+         "citizens[0].ref", "may hold only letters A-Z and a-z, digits and _ . : -"),
+        ("/allocate", {"citizens": [{"ref": "a", "features": features}], "places": {"X": 1}},
+         "places.<key>", "may hold only a programme's name: a small letter, then small "
+         "letters, digits and _"),
+        ("/score/batch", {"items": []}, "items", "is empty: give at least one"),
+        ("/feedback", {"request_id": "a" * 32, "decision": "followed", "action": "a/b"},
+         "action", "may hold only letters, digits, _, - and spaces")]
+    for endpoint, body, field, message in cases:
+        role = "analyst" if endpoint == "/allocate" else CASEWORKER
+        answer = client.post(endpoint, json=body, headers=bearer(served, role))
+        assert answer.status_code == 422, (endpoint, answer.text[:300])
+        found = {f["field"]: f["message"] for f in answer.json()["fields"]}
+        assert found.get(field) == message, (endpoint, found)
+        assert "pattern" not in answer.text and "after validation" not in answer.text
+    big = json.dumps({"request_id": "a" * 32, "decision": "overridden",
+                      "reason": "x" * 3_000_000})
+    answer = client.post("/feedback", content=big.encode(), headers={
+        **bearer(served, CASEWORKER), "Content-Type": "application/json"})
+    assert answer.status_code == 413
+    assert "split the batch" not in answer.text and "send only what" in answer.text
+
+
+def test_two_authorization_headers_are_refused(client: TestClient, served: Served) -> None:
+    """Which key would count? Neither: one header is asked for (the last used to win)."""
+    headers = [("Authorization", bearer(served, "analyst")["Authorization"]),
+               ("Authorization", bearer(served, CASEWORKER)["Authorization"])]
+    answer = client.post("/score", json={"cpr": served.cprs[0]}, headers=headers)
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.json()["fields"][0] == {
+        "field": "Authorization", "message": "send one Authorization header, not several",
+        "index": None, "ref": None}
 
 
 def test_wrong_content_type(client: TestClient, served: Served) -> None:

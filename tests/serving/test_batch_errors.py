@@ -46,17 +46,19 @@ def test_every_bad_payload_of_a_batch_is_named(client: TestClient, served: Serve
     status, error, logged = _post(client, served, "/score/batch", {"items": items}, CASEWORKER)
     assert status == 422, error
     bad = {7: "must be a whole number", 23: "must be a whole number", 41: "is missing 1"}
-    assert [(f["index"], f["field"]) for f in error["fields"]] == [
-        (i, f"items[{i}].features") for i in bad]
+    # A value out of range is named down to its feature; a missing feature at the payload.
+    fields = {7: f"items[7].features.{count}", 23: f"items[23].features.{count}",
+              41: "items[41].features"}
+    assert [(f["index"], f["field"]) for f in error["fields"]] == list(fields.items())
     for f in error["fields"]:
         assert bad[f["index"]] in f["message"] and f["ref"] is None
     assert error["error"].startswith("3 of 50 items cannot be used: ")
     for i, words in bad.items():
-        assert f"items[{i}].features: " in error["error"] and words in error["error"]
+        assert f"{fields[i]}: " in error["error"] and words in error["error"]
     assert error["more"] == 0
     # Logged once, naming the fields; refused before anyone was looked up.
     assert [e.entry.status for e in logged] == [422]
-    assert logged[0].entry.summary["fields"] == [f"items[{i}].features" for i in bad]
+    assert logged[0].entry.summary["fields"] == list(fields.values())
     assert logged[0].entry.pseudonyms == ()
 
 
@@ -94,11 +96,12 @@ def test_every_bad_citizen_of_an_allocation_is_named(client: TestClient, served:
                                   "analyst")
     assert status == 422, error
     assert [(f["index"], f["ref"], f["field"]) for f in error["fields"]] == [
-        (2, "sag-2", "citizens[2].features"), (5, "sag-0", "citizens[5].ref"),
+        (2, "sag-2", f"citizens[2].features.{count}"), (5, "sag-0", "citizens[5].ref"),
         (8, "sag-8", "citizens[8].features")]
     assert error["error"].startswith("3 of 10 citizens cannot be used: ")
     said = error["error"]
-    assert "citizens[2].features (ref sag-2): " in said and "must be a whole number" in said
+    assert f"citizens[2].features.{count} (ref sag-2): " in said
+    assert "must be a whole number" in said
     assert "citizens[5].ref (ref sag-0): repeats the ref of citizens[0]" in said
     assert "citizens[8].features (ref sag-8): 1 name(s) are not features" in said
     assert "no_such_feature" not in said  # a client's keys are never echoed
