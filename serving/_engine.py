@@ -116,6 +116,11 @@ def _bad_items(problems: list[FieldError], total: int, noun: str) -> ApiError:
                     problems[0].field, problems)
 
 
+def _unknown(row: F64) -> int:
+    """How many of a row's features are unknown (null in a payload)."""
+    return int(np.isnan(row).sum())
+
+
 def _problem(exc: ApiError, index: int, ref: str | None = None) -> FieldError:
     return FieldError(field=exc.field or "body", message=exc.message, index=index, ref=ref)
 
@@ -325,7 +330,7 @@ class ScoringEngine:
             model=self.ref, outcome=self.model.config.label.outcome,
             horizon_days=self.model.config.label.horizon_days, source=source,
             as_of=self.store.meta.as_of if source == "profile_store" else None,
-            language=lang, notice=NOTICE[lang])
+            unknown_features=_unknown(row), language=lang, notice=NOTICE[lang])
 
     def score_batch(self, request: BatchRequest, lang: Language, record: RequestRecord
                     ) -> BatchResponse:
@@ -377,7 +382,8 @@ class ScoringEngine:
                                                     lang, top)]
                 results[i] = BatchResult(index=i, request_id=f"{record.request_id}-{i}",
                                          status="scored", probability=float(p[k]),
-                                         risk_band=band, reasons=reasons)
+                                         risk_band=band, reasons=reasons,
+                                         unknown_features=_unknown(X[k]))
         missed = sorted(set(range(len(request.items))) - set(where))
         # The unscored items by index: /feedback refuses a decision on them.
         record.summary = {"n": len(request.items), "scored": len(where),
@@ -427,6 +433,7 @@ class ScoringEngine:
             horizon_days=self.model.config.label.horizon_days, programmes=programmes,
             suggested=suggested, scale=EFFECT_SCALE[lang], source=source,
             as_of=self.store.meta.as_of if source == "profile_store" else None,
+            unknown_features=_unknown(row),
             language=lang, notice=NOTICE[lang])
 
     def allocate(self, request: AllocateRequest, lang: Language, record: RequestRecord

@@ -8,7 +8,7 @@ malformed CPR number cannot reach a log through an error message.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -247,6 +247,12 @@ class Reason(BaseModel):
     direction: Literal["raises", "lowers"]
 
 
+def _unknown_features() -> Any:
+    return Field(default=0, description="How many of the model's features the payload left "
+                 "null (unknown; 0 for a profile from the store): the more, the less the "
+                 "answer rests on what is known about the citizen.")
+
+
 class ScoreResponse(BaseModel):
     """A calibrated probability with its reasons; it supports, and does not make, a decision."""
 
@@ -261,6 +267,7 @@ class ScoreResponse(BaseModel):
     horizon_days: int
     source: Literal["profile_store", "payload"]
     as_of: str | None = Field(description="Date of the profile used (profile store only).")
+    unknown_features: int = _unknown_features()
     language: Literal["da", "en"]
     notice: str
 
@@ -274,6 +281,7 @@ class BatchResult(BaseModel):
     probability: float | None = None
     risk_band: RiskBand | None = None
     reasons: list[Reason] = []
+    unknown_features: int = _unknown_features()
 
 
 class BatchResponse(BaseModel):
@@ -375,6 +383,7 @@ class RecommendResponse(BaseModel):
     scale: str
     source: Literal["profile_store", "payload"]
     as_of: str | None = Field(description="Date of the profile used (profile store only).")
+    unknown_features: int = _unknown_features()
     language: Literal["da", "en"]
     notice: str
 

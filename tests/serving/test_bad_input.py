@@ -235,6 +235,24 @@ def test_values_outside_the_contracts_range_are_refused(client: TestClient, serv
             assert answer.status_code == 200, (name, value, answer.text[:300])
 
 
+def test_answers_count_the_unknown_features(client: TestClient, served: Served,
+                                            features: dict[str, Any]) -> None:
+    """A payload of mostly nulls still gets a score, but says how much of it was unknown;
+    a profile from the store knows every feature."""
+    headers = bearer(served, CASEWORKER)
+    names = list(features)
+    sparse = {**dict.fromkeys(names), names[0]: features[names[0]]}
+    for endpoint in ("/score", "/recommend"):
+        answer = client.post(endpoint, json={"features": sparse}, headers=headers).json()
+        assert answer["unknown_features"] == len(names) - 1, endpoint
+        stored = client.post(endpoint, json={"cpr": served.cprs[0]}, headers=headers).json()
+        assert stored["unknown_features"] == 0, endpoint
+    two_null = {**features, names[1]: None, names[2]: None}
+    batch = client.post("/score/batch", json={"items": [
+        {"features": two_null}, {"cpr": served.cprs[0]}]}, headers=headers).json()
+    assert [r["unknown_features"] for r in batch["results"]] == [2, 0]
+
+
 def test_a_misspelt_feature_is_named(client: TestClient, served: Served,
                                      features: dict[str, Any]) -> None:
     """A misspelt feature is told by the feature it was meant to be; the client's own key
