@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -67,12 +68,13 @@ def progress_bar(title: str) -> Iterator[ProgressFn]:
 
 def warn(message: str) -> None:
     """Print one warning (the command goes on)."""
-    console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
+    # Escaped: a message quoting a pattern ([a-z]...) or a list would be read as markup.
+    console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False)
 
 
 def fail(message: str) -> None:
     """Print one clear error and exit 2 (bad input or usage)."""
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code=2)
 
 

@@ -112,6 +112,18 @@ def test_cli_exits_2_on_broken_file(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_cli_errors_show_brackets_as_written(tmp_path: Path) -> None:
+    """An error quoting a pattern keeps its brackets (the console read [a-z] as markup and
+    printed the pattern as '^*$')."""
+    raw = _raw()
+    raw["name"] = "børn æøå"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", str(bad)])
+    assert result.exit_code == 2
+    assert "^[a-z][a-z0-9_]*$" in " ".join(result.output.split())
+
+
 def test_cli_exits_2_on_invalid_yaml(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: [unclosed\n")
