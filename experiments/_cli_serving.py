@@ -250,7 +250,7 @@ def profiles(
         return
     name = model_name_of(model)
     target = out or default_profile_store(name)
-    if fmt == "csv" and target.suffix != ".csv":
+    if out is None and fmt == "csv":  # a name given is checked against the format instead
         target = target.with_suffix(".csv")
     try:
         served = load_served_model(name, alias, tracking_uri=tracking_uri or

@@ -129,6 +129,33 @@ def _short_history_warning(found: ShortHistory, as_of: date) -> str:
             f"{full} or later, or ingest older extracts")
 
 
+def _is_profile_store(path: Path) -> bool:
+    if path.suffix.lower() == ".csv":
+        return _sidecar(path).is_file()
+    try:
+        return _META_KEY in (pq.read_schema(path).metadata or {})
+    except (OSError, pa.ArrowException):  # not Parquet at all
+        return False
+
+
+def _check_target(out: Path, clean: Path, fmt: StoreFormat) -> None:
+    """Refuse an ``--out`` that would replace something else than a profile store, before any
+    work: a folder, a file in the ingested data, another file, a name of the other format."""
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder: give a file name, e.g. "
+                         f"{out / ('profiles.' + fmt)}")
+    if clean.resolve() in out.resolve().parents:
+        raise InputError(f"--out {out} is inside the ingested data {clean}, which it would "
+                         "change: write the profile store elsewhere (default data/profiles/)")
+    other = {"parquet": ".csv", "csv": ".parquet"}[fmt]
+    if out.suffix.lower() == other:
+        raise InputError(f"--out {out} names a {other[1:]} file but --format is {fmt}: give "
+                         f"--format {other[1:]} or a file name ending in .{fmt}")
+    if out.is_file() and not _is_profile_store(out):
+        raise InputError(f"--out {out} exists and is not a profile store; it would be "
+                         "replaced: give another file name, or remove it first")
+
+
 def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path, *,
                         fmt: StoreFormat = "parquet",
                         progress: ProgressFn | None = None) -> ProfileStoreMeta:
@@ -157,6 +184,8 @@ def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path,
     if not report.is_file():
         raise InputError(f"{clean} holds no ingested data (no ingest_report.json): run "
                          "`overblik ingest` first or pass --clean DIR")
+    out = Path(out)
+    _check_target(out, Path(clean), fmt)
     ingest = json.loads(report.read_text(encoding="utf-8"))
     step("loading clean data", 0, 3)
     tables = EventTables.load(clean)
@@ -182,7 +211,6 @@ def build_profile_store(model: ServedModel, clean: Path, as_of: date, out: Path,
         demo_data=bool(ingest.get("demo_data", False)),
         built_at=datetime.now(UTC).isoformat(timespec="seconds"),
         warnings=[] if found is None else [_short_history_warning(found, as_of)])
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "parquet":
         table = pa.Table.from_pandas(frame, preserve_index=False)

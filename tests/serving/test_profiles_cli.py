@@ -103,6 +103,37 @@ def test_profiles_cli_bad_input_exits_2(served: Served, tmp_path: Path) -> None:
         assert not (tmp_path / "outside.parquet").exists()
 
 
+def test_profiles_never_replace_what_is_not_a_profile_store(served: Served,
+                                                          tmp_path: Path) -> None:
+    """An --out that is a folder, lies in the ingested data, is another file, or names the
+    other format is refused before any work, and nothing is changed (the ingested
+    population register was replaced by a profile store, a folder was a traceback)."""
+    import shutil
+
+    clean = tmp_path / "clean"
+    shutil.copytree(served.root / "clean", clean)
+    register = clean / "population.parquet"
+    before = register.read_bytes()
+    other = tmp_path / "notes.parquet"
+    pd.DataFrame({"a": [1]}).to_parquet(other)
+    cases = [(register, "parquet", "is inside the ingested data"),
+             (tmp_path, "parquet", "is a folder: give a file name"),
+             (other, "parquet", "exists and is not a profile store"),
+             (tmp_path / "p.csv", "parquet", "names a csv file but --format is parquet"),
+             (tmp_path / "p.parquet", "csv", "names a parquet file but --format is csv")]
+    for out, fmt, words in cases:
+        result = runner.invoke(app, ["profiles", "--as-of", AS_OF.isoformat(), "--clean",
+                                     str(clean), "--model", served.model_name,
+                                     "--tracking-uri", served.tracking_uri, "--out", str(out),
+                                     "--format", fmt])
+        assert result.exit_code == 2, (out, result.output)
+        assert words in " ".join(result.output.split()), result.output
+    assert register.read_bytes() == before
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "p.parquet").exists()
+    _profiles(served, other.with_name("p.parquet"))  # a profile store is replaced freely
+    _profiles(served, other.with_name("p.parquet"))
+
+
 def test_example_request(served: Served, tmp_path: Path) -> None:
     key_file = tmp_path / "key.txt"
     key_file.write_text(served.tokens["caseworker-system"] + "\n")
