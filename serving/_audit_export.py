@@ -320,6 +320,13 @@ def _output(out: Path | None, stream: IO[str] | None) -> Iterator[IO[str]]:
         return
     if out.is_dir():
         raise InputError(f"--out {out} is a folder: give a file name, e.g. {out / 'audit.jsonl'}")
+    if out.is_file():
+        with out.open("rb") as fh:
+            head = fh.read(16)
+        if head == b"SQLite format 3\x00" or head[:4] == b"PAR1":
+            # e.g. the store itself: replacing it would lose the keys and the audit log.
+            raise InputError(f"--out {out} is a database or data file (perhaps the store "
+                             "itself), which the export would replace: give a new file name")
     if not out.parent.is_dir():
         what = "is a file" if out.parent.exists() else "does not exist"
         raise InputError(f"--out {out}: the folder {out.parent} {what}; give a file in an "

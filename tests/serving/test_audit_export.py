@@ -415,6 +415,15 @@ def test_bad_out_and_store_exit_2_and_write_nothing(small_store: str, tmp_path: 
         assert result.exit_code == 2, result.output
         assert words in _flat(result.output) and "Traceback" not in result.output
     assert list(folder.iterdir()) == [] and not (tmp_path / "missing").exists()
+    # The store itself as --out: refused, the keys and the log kept (it was replaced by the
+    # export, and every key and entry was lost).
+    store = Path(small_store.removeprefix("sqlite:///"))
+    before = store.read_bytes()
+    result = _export("--store", small_store, "--out", str(store))
+    assert result.exit_code == 2, result.output
+    assert "is a database or data file (perhaps the store itself)" in _flat(result.output)
+    assert store.read_bytes() == before
+    assert _export("--store", small_store).exit_code == 0
     missing = tmp_path / "typo.db"
     result = _export("--store", f"sqlite:///{missing}")
     assert result.exit_code == 2 and "no such file" in result.output and not missing.exists()
