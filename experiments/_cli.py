@@ -75,6 +75,22 @@ def generate(
     out_console.print(table)
 
 
+# Dates the checks can compare: pandas' timestamps end in April 2262 (a later --today
+# made every row 'in the future').
+_FIRST_DAY, _LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+
+
+def _reference_day(text: str) -> date:
+    """``--today`` of ingest: a date in the range the checks can compare."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError as exc:
+        raise InputError(f"--today {text!r}: {exc}; write the date as YYYY-MM-DD") from None
+    if not _FIRST_DAY <= day <= _LAST_DAY:
+        raise InputError(f"--today {text}: give a date from {_FIRST_DAY} to {_LAST_DAY}")
+    return day
+
+
 @app.command()
 def ingest(
     raw: Annotated[Path, typer.Option(help="Folder with one SOURCE.csv or SOURCE.parquet per "
@@ -107,14 +123,11 @@ def ingest(
         if key_file is not None and demo_key:
             raise InputError("give either --key-file or --demo-key, not both")
         key = load_key(key_file, demo=demo_key)
-        reference = date.fromisoformat(today) if today else None
+        reference = _reference_day(today) if today else None
         with progress_bar("ingest") as progress:
             report = run_ingest(raw, out, key, progress=progress, today=reference)
     except InputError as exc:
         fail(str(exc))
-        return
-    except ValueError as exc:  # date.fromisoformat
-        fail(f"--today: {exc}; write the date as YYYY-MM-DD")
         return
     table = Table(title=f"ingest into {out}" + (" (DEMO DATA)" if report.demo_data else ""))
     for col in ("source", "rows in", "accepted", "quarantined", "top reasons"):

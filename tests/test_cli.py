@@ -96,3 +96,17 @@ def test_registry_commands_refuse_a_bad_tracking_uri(command: str, tmp_path: Pat
         assert result.exit_code == 2, result.output
         assert words in " ".join(result.output.split()) and "Traceback" not in result.output
     assert not missing.parent.exists()
+
+
+@pytest.mark.parametrize(("today", "words"), [
+    ("2999-01-01", "give a date from 1900-01-01 to 2199-12-31"),
+    ("9999-12-31", "give a date from 1900-01-01 to 2199-12-31"),
+    ("01-02-2025", "write the date as YYYY-MM-DD")])
+def test_ingest_today_out_of_range_exits_2(tmp_path: Path, today: str, words: str) -> None:
+    """A --today past pandas' last timestamp (April 2262) quarantined every row as 'in the
+    future', and 9999-12-31 was a traceback; both are refused before any work."""
+    result = runner.invoke(app, ["ingest", "--raw", str(tmp_path / "raw"), "--out",
+                                 str(tmp_path / "out"), "--demo-key", "--today", today])
+    assert result.exit_code == 2, result.output
+    assert words in " ".join(result.output.split()) and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
