@@ -27,7 +27,7 @@ from overblik.experiments._approval import (
     read_records,
     reviews_path,
 )
-from overblik.experiments._tracking import without_password
+from overblik.experiments._tracking import SQLITE_HEADER, file_header, without_password
 from overblik.features._errors import InputError
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["REVIEW_TABLE", "ReviewLog", "registry_database_url"]
 
 REVIEW_TABLE = "overblik_review_record"
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def registry_database_url(tracking_uri: str) -> str | None:
@@ -99,9 +98,8 @@ class ReviewLog:
         # MLflow owns the file: leave its journal mode alone.
         db = open_database(url, wal=False)
         if db.path is not None and db.path.is_file():
-            with db.path.open("rb") as fh:
-                header = fh.read(len(_SQLITE_HEADER))
-            if header and header != _SQLITE_HEADER:
+            header = file_header(db.path)
+            if header and header != SQLITE_HEADER:
                 raise InputError(f"cannot use the record in {self.location}: {db.path} is not "
                                  "a SQLite database; give the tracking URI training used")
         return db

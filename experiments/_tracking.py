@@ -4,12 +4,14 @@ tracking server (PostgreSQL backend) in production."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
 
 from overblik.features._errors import InputError
 
@@ -39,6 +41,35 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def file_header(path: Path) -> bytes:
+    """The first bytes of a file, enough to tell a SQLite database by :data:`SQLITE_HEADER`."""
+    with path.open("rb") as fh:
+        return fh.read(len(SQLITE_HEADER))
+
+
+def _check_reachable(uri: str) -> None:
+    """Connect once to a PostgreSQL tracking database: MLflow retries a refused connection
+    for minutes before it gives up, so a wrong host or port would hang every command."""
+    import psycopg
+
+    dsn = re.sub(r"^postgresql\+\w+://", "postgresql://", uri)
+    try:
+        psycopg.connect(dsn, connect_timeout=10).close()
+    except psycopg.Error as exc:
+        raise InputError(f"--tracking-uri {without_password(uri)}: cannot open the tracking "
+                         f"database ({_one_line(exc)}); check the URI, that the database "
+                         "server runs and the user's password") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    """A driver's message (often several lines) as one."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) \
+        or type(exc).__name__
+
+
 def use_tracking(uri: str | None, *, must_exist: bool = False) -> str:
     """Point MLflow at ``uri`` (or the default) and return it.
 
@@ -50,16 +81,27 @@ def use_tracking(uri: str | None, *, must_exist: bool = False) -> str:
         would create an empty database there, so a typo would read as "no such model".
     """
     resolved = uri or default_tracking_uri()
+    shown = without_password(resolved)
     if must_exist and resolved.startswith("sqlite:///"):
         path = Path(resolved.removeprefix("sqlite:///"))
         if not path.is_file():
             raise InputError(f"--tracking-uri {resolved}: no such file {path}; give the "
                              "tracking URI training used, or run `overblik train` first")
+        # MLflow would write its whole schema into an empty or foreign file.
+        if file_header(path) != SQLITE_HEADER:
+            raise InputError(f"--tracking-uri {resolved}: {path} is not a tracking database "
+                             "(not SQLite); give the tracking URI training used")
+    if resolved.startswith("postgresql"):
+        _check_reachable(resolved)
     try:
         MlflowClient(tracking_uri=resolved, registry_uri=resolved)  # checks the scheme
     except MlflowException as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"--tracking-uri {resolved}: {first}") from None
+        raise InputError(f"--tracking-uri {shown}: {first}") from None
+    except SQLAlchemyError as exc:  # the database itself: not one, or refused
+        raise InputError(f"--tracking-uri {shown}: cannot open the tracking database "
+                         f"({_one_line(getattr(exc, 'orig', None) or exc)}); check the URI, "
+                         "that the database server runs and the user's password") from None
     mlflow.set_tracking_uri(resolved)
     mlflow.set_registry_uri(resolved)
     return resolved

@@ -27,6 +27,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal, get_args
 
+from overblik.experiments._tracking import SQLITE_HEADER, file_header
 from overblik.features._errors import InputError
 from overblik.features._pseudonym import PseudonymKey, pseudonymise_one
 from overblik.serving._auditlog import AuditLog, StoredEntry, Verification
@@ -321,9 +322,8 @@ def _output(out: Path | None, stream: IO[str] | None) -> Iterator[IO[str]]:
     if out.is_dir():
         raise InputError(f"--out {out} is a folder: give a file name, e.g. {out / 'audit.jsonl'}")
     if out.is_file():
-        with out.open("rb") as fh:
-            head = fh.read(16)
-        if head == b"SQLite format 3\x00" or head[:4] == b"PAR1":
+        head = file_header(out)
+        if head == SQLITE_HEADER or head[:4] == b"PAR1":
             # e.g. the store itself: replacing it would lose the keys and the audit log.
             raise InputError(f"--out {out} is a database or data file (perhaps the store "
                              "itself), which the export would replace: give a new file name")

@@ -370,6 +370,26 @@ def test_cli_reviews_lists_the_record(model: str, uri: str) -> None:
     assert missing.exit_code == 2 and "no such file" in _text(missing.output)
 
 
+def test_reading_commands_refuse_what_is_no_tracking_database(tmp_path: Path) -> None:
+    """A CSV or an empty file as a SQLite tracking URI, or a database server that does not
+    answer: one message, exit 2, nothing written (a traceback before; an empty file got
+    MLflow's whole schema, ~1 MB, and then read as an empty registry)."""
+    empty = tmp_path / "typo.db"
+    empty.touch()
+    text = tmp_path / "population.csv"
+    text.write_text("cpr,birth_date\n", encoding="utf-8")
+    cases = [(f"sqlite:///{empty}", "is not a tracking database"),
+             (f"sqlite:///{text}", "is not a tracking database"),
+             ("postgresql://nobody:secret@127.0.0.1:9/db", "cannot open the tracking database")]
+    for uri, words in cases:
+        for command in (["reviews"], ["promote", "overblik-x", "1"]):
+            result = runner.invoke(app, [*command, "--tracking-uri", uri])
+            assert result.exit_code == 2, (command, uri, result.output)
+            said = _text(result.output)
+            assert words in said and "Traceback" not in result.output and "secret" not in said
+    assert empty.stat().st_size == 0 and text.read_text() == "cpr,birth_date\n"
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--by", "A", "--reason", "r"], "exactly one of --approve and --reject"),
     (["--approve", "--reject", "--by", "A", "--reason", "r"], "exactly one of"),
