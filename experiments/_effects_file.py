@@ -154,7 +154,7 @@ def read_effects_table(path: Path, *, treatment: str, outcome: str,
     for name in chosen:
         encoded = _covariate(path, name, table.column(name), is_csv)
         if encoded.problem is not None:
-            if explicit:
+            if explicit or encoded.typo:
                 raise InputError(encoded.problem)
             notes.append(encoded.problem.replace(f"{path}: ", "", 1) + " — left out")
             continue
@@ -241,11 +241,15 @@ def _outcome(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> 
 
 
 class _Encoded(NamedTuple):
-    """One covariate's float column(s), or why it cannot be used; ``note``: a conversion."""
+    """One covariate's float column(s), or why it cannot be used; ``note``: a conversion.
+    ``typo``: the problem is a few bad values in a column of numbers or dates, a mistake to
+    fix even when the covariates were not named (leaving the column out would drop a
+    confounder and move the estimate)."""
 
     columns: dict[str, np.ndarray]
     problem: str | None = None
     note: str | None = None
+    typo: bool = False
 
 
 def _covariate(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -> _Encoded:
@@ -273,7 +277,8 @@ def _covariate(path: Path, column: str, values: pa.ChunkedArray, is_csv: bool) -
     if numeric_type or bad.sum() <= MAX_NON_NUMBER_SHARE * present.sum():
         first = int(np.flatnonzero(bad)[0])
         what = "a finite number" if np.isinf(numbers[first]) else "a number"
-        return _Encoded({}, _bad_value(path, column, raw, bad, present, is_csv, what))
+        return _Encoded({}, _bad_value(path, column, raw, bad, present, is_csv, what),
+                        typo=True)
     if text.dropna().str.fullmatch(_OTHER_DATE).all():
         return _Encoded({}, (f"{path}: --covariates column {column!r} holds dates written as "
                              f"{_shown(text.dropna().iloc[0])} (is the day or the month "
@@ -357,7 +362,8 @@ def _date_covariate(path: Path, column: str, days: np.ndarray, raw: pd.Series,
     bad = present & ~np.isfinite(days)
     if bad.any():
         return _Encoded({}, _bad_value(path, column, raw, bad, present, is_csv,
-                                       "a date (YYYY-MM-DD)"))
+                                       "a date (YYYY-MM-DD)"),
+                        typo=True)
     start, end = float(np.nanmin(days)), float(np.nanmax(days))
     name = f"{column} (days since {_day_text(start)})"
     note = (f"--covariates column {column!r} holds dates ({_day_text(start)} to "

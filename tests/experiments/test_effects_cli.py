@@ -21,6 +21,7 @@ from overblik.experiments._effects_file import (
     parse_trim,
     read_effects_table,
 )
+from overblik.features import InputError
 
 runner = CliRunner()
 ROWS = 2500
@@ -373,11 +374,11 @@ def test_one_bad_value_in_a_numeric_covariate_is_named(
         frame[column] = frame[column].round(0)
     data = _write(tmp_path, "typo.csv", _one_bad_value(frame, column, value))
     expected = f"--covariates column 'severity': row 4 (line 5) holds '{value}', not a"
-    table = read_effects_table(data, treatment="treated", outcome="outcome")
-    assert "severity" not in table.covariates
-    assert not any(c.startswith("severity=") for c in table.X.columns)
-    assert any(expected in n and "fix or blank it (blank = missing) — left out" in n
-               for n in table.notes)
+    # Also when the covariates are not named: leaving the column out would drop a
+    # confounder and move the estimate with only a warning (it did).
+    with pytest.raises(InputError, match=re.escape(expected)):
+        read_effects_table(data, treatment="treated", outcome="outcome")
+    _refused(*_effects(data, tmp_path / "out"), expected, "fix or blank it (blank = missing)")
     code, output = _effects(data, tmp_path / "out", "--covariates", "severity,age")
     _refused(code, output, expected, "fix or blank it (blank = missing)")
 
@@ -388,8 +389,11 @@ def test_parquet_values_show_plainly(tmp_path: Path, no_fit: None) -> None:
     frame.loc[3, "severity"] = -np.inf
     data = tmp_path / "inf.parquet"
     frame.to_parquet(data, index=False)
-    table = read_effects_table(data, treatment="treated", outcome="age")
-    assert any("'severity': row 4 holds -inf, not a finite number" in n for n in table.notes)
+    with pytest.raises(InputError, match="row 8 holds inf, not a finite number") as raised:
+        read_effects_table(data, treatment="treated", outcome="age")  # 'outcome' a covariate
+    assert "np.float64" not in str(raised.value)
+    with pytest.raises(InputError, match="'severity': row 4 holds -inf, not a finite number"):
+        read_effects_table(data, treatment="treated", outcome="age", covariates=["severity"])
     code, output = _effects(data, tmp_path / "out")
     _refused(code, output, "row 8 has inf, which is not a number")
     assert "np.float64" not in output
@@ -532,10 +536,14 @@ def test_bad_dates_are_refused_naming_the_row(tmp_path: Path, value: str | None,
     if value is not None:
         frame.loc[3, "start"] = value
     data = _write(tmp_path, "bad-dates.csv", frame)
-    table = read_effects_table(data, treatment="treated", outcome="outcome")
-    assert "start" not in table.covariates
-    assert not any(c.startswith("start") for c in table.X.columns)
-    assert any(message in n and n.endswith(" — left out") for n in table.notes)
+    if value is not None:  # a typo among dates: refused even when the column is not named
+        with pytest.raises(InputError, match=re.escape(message)):
+            read_effects_table(data, treatment="treated", outcome="outcome")
+    else:  # a whole column in a format that cannot be read is left out, with the reason
+        table = read_effects_table(data, treatment="treated", outcome="outcome")
+        assert "start" not in table.covariates
+        assert not any(c.startswith("start") for c in table.X.columns)
+        assert any(message in n and n.endswith(" — left out") for n in table.notes)
     _refused(*_effects(data, tmp_path / "out", "--covariates", "severity,start"), message)
 
 
