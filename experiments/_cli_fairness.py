@@ -91,6 +91,14 @@ def audit(
         if top_k is not None and top_k > table.rows:
             raise InputError(f"--top-k {top_k} is more than the {table.rows:,} rows of {data}: "
                              "choose K at most the number of rows")
+        if threshold is not None:
+            low, high = float(table.scores.min()), float(table.scores.max())
+            if not low < threshold <= high:
+                # Everyone or no one selected: every group's rates are equal, a vacuous pass.
+                who = "no one" if threshold > high else "everyone"
+                raise InputError(f"--threshold {threshold:g} selects {who} (the scores in "
+                                 f"{data} range from {low:.4g} to {high:.4g}): choose a "
+                                 "threshold inside that range")
         from overblik.fairness import FairnessThresholds, write_report
         from overblik.fairness import audit as run_audit
 

@@ -243,6 +243,9 @@ def test_bad_input_exits_2_naming_the_problem(tmp_path: Path, case: str) -> None
     ([], "give exactly one decision rule"),
     (["--threshold", "0.3", "--top-k", "5"], "give exactly one decision rule"),
     (["--top-k", "0"], "--top-k 0: must be at least 1"),
+    # Everyone or no one selected: every group's rates equal, which read as a pass.
+    (["--threshold", "2"], "--threshold 2 selects no one (the scores in"),
+    (["--threshold", "-1"], "--threshold -1 selects everyone (the scores in"),
 ])
 def test_decision_rule_usage_exits_2(files: dict[str, Path], tmp_path: Path,
                                      extra: list[str], expected: str) -> None:
