@@ -67,7 +67,7 @@ def summarise_clean(clean: Path, at: date | None = None) -> CleanSummary:
     return CleanSummary(
         persons=len(pop),
         households=int(pop["household_id"].nunique()),
-        demo_data=bool(report["demo_data"]),
+        demo_data=bool(report.get("demo_data")),
         origin_shares={str(k): float(v) for k, v in
                        pop["origin"].value_counts(normalize=True).items()},
         age_bands={str(k): int(v) for k, v in bands.value_counts(sort=False).items()},

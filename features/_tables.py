@@ -54,8 +54,8 @@ def _readable(path: Path) -> Iterator[None]:
                          "`overblik ingest` again") from None
 
 
-def _ingested_silos(clean: Path) -> set[str]:
-    """The silos the ingest report says were written with rows (empty without a report).
+def _accepted_rows(clean: Path) -> dict[str, int]:
+    """The rows the ingest report says it wrote, per source (empty without a report).
 
     Raises
     ------
@@ -65,8 +65,11 @@ def _ingested_silos(clean: Path) -> set[str]:
         wrote it.
     """
     report = clean / "ingest_report.json"
+    if report.is_dir():
+        raise InputError(f"{report} is a folder, not an ingest report: run `overblik ingest` "
+                         "again")
     if not report.is_file():
-        return set()  # written by hand or by a test: nothing to hold the files against
+        return {}  # written by hand or by a test: nothing to hold the files against
     try:
         doc = json.loads(report.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -82,8 +85,21 @@ def _ingested_silos(clean: Path) -> set[str]:
     if errors:
         raise InputError(f"{clean}: the ingest of this folder failed ({errors[0]}): fix the "
                          "extracts and run `overblik ingest` again")
-    return {name for name, s in (doc.get("sources") or {}).items()
-            if isinstance(s, dict) and (s.get("accepted") or 0) > 0}
+    sources = doc.get("sources")
+    if not isinstance(sources, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("accepted"), int)
+            for v in sources.values()) or not isinstance(doc.get("today"), str):
+        raise InputError(f"{report} is not an ingest report (no per-source counts or date): "
+                         "run `overblik ingest` again")
+    return {name: int(v["accepted"]) for name, v in sources.items()}
+
+
+def _check_rows(path: Path, rows: int, accepted: dict[str, int], name: str) -> None:
+    """A file whose row count is not what the ingest wrote was changed (or swapped) since."""
+    if name in accepted and rows != accepted[name]:
+        raise InputError(f"{path} holds {rows:,} rows but the ingest wrote {accepted[name]:,}: "
+                         "the folder was changed since; restore it or run `overblik ingest` "
+                         "again")
 
 
 @dataclass(frozen=True)
@@ -129,8 +145,10 @@ class EventTables:
         if not register.is_file():
             raise InputError(f"{clean} has no population.parquet: point to the output folder "
                              "of `overblik ingest`")
-        ingested = _ingested_silos(clean)
+        accepted = _accepted_rows(clean)
+        ingested = {name for name, rows in accepted.items() if rows > 0}
         with _readable(register):
+            _check_rows(register, pq.read_metadata(register).num_rows, accepted, "population")
             pop_table = pq.read_table(register, columns=list(POPULATION_COLUMNS))
         wanted: pa.Array | None = None
         if persons is not None:
@@ -151,6 +169,7 @@ class EventTables:
                 continue  # silo extracts are optional: no file, no events
             read = list(dict.fromkeys([*EVENT_COLUMNS, *(c for c in cols if c != "cpr")]))
             with _readable(path):
+                _check_rows(path, pq.read_metadata(path).num_rows, accepted, name)
                 missing = sorted(set(read) - set(pq.read_schema(path).names))
                 if missing:
                     raise InputError(f"{path}: no column(s) {', '.join(missing)}; this folder "

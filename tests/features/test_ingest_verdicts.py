@@ -245,3 +245,42 @@ def test_a_deleted_or_damaged_clean_file_is_refused(tmp_path, raw_set, key):
     (clean / "health.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(InputError, match=r"health\.parquet cannot be read as Parquet"):
         EventTables.load(clean)
+
+
+def test_a_swapped_file_or_broken_report_is_refused(tmp_path, raw_set, key):
+    """A file replaced by another (here: half the health events) read as if it were what
+    the ingest wrote; a report without per-source counts, or a folder in its place, was a
+    traceback in `overblik summary`."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from overblik.experiments._cli import app
+
+    raw = raw_set.write(tmp_path / "raw", "parquet", typed=True)
+    clean = tmp_path / "clean"
+    ingest(raw, clean, key, today=TODAY)
+    report = json.loads((clean / REPORT_NAME).read_text())
+
+    def refused(folder: Path, words: str) -> None:
+        with pytest.raises(InputError, match=words):
+            EventTables.load(folder)
+        result = CliRunner().invoke(app, ["summary", "--clean", str(folder)])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(clean, swapped)
+    health = pd.read_parquet(clean / "health.parquet")
+    health.iloc[: len(health) // 2].to_parquet(swapped / "health.parquet", index=False)
+    refused(swapped, rf"health\.parquet holds {len(health) // 2:,} rows but the ingest wrote "
+                     rf"{len(health):,}")
+    for damage in ({"sources": None}, {"sources": {"population": "x"}}, {"today": None}):
+        broken = tmp_path / f"broken{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(clean, broken)
+        (broken / REPORT_NAME).write_text(json.dumps({**report, **damage}))
+        refused(broken, "is not an ingest report")
+    folder = tmp_path / "folder"
+    shutil.copytree(clean, folder)
+    (folder / REPORT_NAME).unlink()
+    (folder / REPORT_NAME).mkdir()
+    refused(folder, "is a folder, not an ingest report")
