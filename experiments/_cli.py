@@ -82,10 +82,9 @@ _FIRST_DAY, _LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 
 def _reference_day(text: str) -> date:
     """``--today`` of ingest: a date in the range the checks can compare."""
-    try:
-        day = date.fromisoformat(text)
-    except ValueError as exc:
-        raise InputError(f"--today {text!r}: {exc}; write the date as YYYY-MM-DD") from None
+    from overblik.serving._audit_export import parse_day
+
+    day = parse_day(text, "--today")
     if not _FIRST_DAY <= day <= _LAST_DAY:
         raise InputError(f"--today {text}: give a date from {_FIRST_DAY} to {_LAST_DAY}")
     return day

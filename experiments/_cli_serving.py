@@ -8,7 +8,6 @@ import shlex
 import signal
 import subprocess
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -136,6 +135,7 @@ def serve(
     try:
         if key_file is not None and demo_key:
             raise InputError("give either --key-file or --demo-key, not both")
+        _check_host(host)  # before the ~20 s of loading, not after
         settings = ServingSettings(
             **{k: v for k, v in {"tracking_uri": tracking_uri, "store_url": store,
                                  "profile_store": profiles}.items() if v is not None},
@@ -176,7 +176,6 @@ def serve(
                       f"{engine.store.meta.model_version}; the features are the same, but "
                       f"rebuild it with `overblik profiles` to serve version {m.version}'s own")
     try:
-        _check_host(host)
         if not check:
             _check_port_free(host, port)
     except InputError as exc:
@@ -241,12 +240,13 @@ def profiles(
     """
     from overblik.experiments._tracking import default_tracking_uri
     from overblik.serving import StartupError, build_profile_store, load_served_model
+    from overblik.serving._audit_export import parse_day
     from overblik.serving._settings import default_profile_store, model_name_of
 
     try:
-        day = date.fromisoformat(as_of)
-    except ValueError:
-        fail(f"--as-of {as_of!r}: write the date as YYYY-MM-DD")
+        day = parse_day(as_of, "--as-of")
+    except InputError as exc:
+        fail(str(exc))
         return
     name = model_name_of(model)
     target = out or default_profile_store(name)

@@ -89,6 +89,10 @@ def test_profiles_cli_bad_input_exits_2(served: Served, tmp_path: Path) -> None:
                                    str(served.root / "clean"), "--tracking-uri",
                                    served.tracking_uri])
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
+    no_day = runner.invoke(app, ["profiles", "--as-of", "2026-02-30", "--clean",
+                                 str(served.root / "clean"), "--tracking-uri",
+                                 served.tracking_uri])
+    assert no_day.exit_code == 2 and "'2026-02-30' is not a date" in no_day.output
     no_data = runner.invoke(app, ["profiles", "--as-of", "2025-06-01", "--clean", str(tmp_path),
                                   "--model", served.model_name, "--tracking-uri",
                                   served.tracking_uri, "--out", str(tmp_path / "x.parquet")])

@@ -170,6 +170,8 @@ def test_cli_serve_refuses_a_bad_host_port_or_registry(served: Served, tmp_path:
     registry = ["--tracking-uri", served.tracking_uri]
     host = runner.invoke(app, ["serve", "--check", *registry, *common, "--host", "not a host"])
     assert host.exit_code == 2 and "is not an IP address" in " ".join(host.output.split())
+    # Checked before loading anything: no summary of what would be served comes first.
+    assert "approved by" not in host.output
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
