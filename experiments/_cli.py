@@ -20,6 +20,7 @@ from overblik.experiments._cli_common import (
     console,
     fail,
     out_console,
+    parse_day,
     progress_bar,
     warn,
 )
@@ -82,8 +83,6 @@ _FIRST_DAY, _LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
 
 def _reference_day(text: str) -> date:
     """``--today`` of ingest: a date in the range the checks can compare."""
-    from overblik.serving._audit_export import parse_day
-
     day = parse_day(text, "--today")
     if not _FIRST_DAY <= day <= _LAST_DAY:
         raise InputError(f"--today {text}: give a date from {_FIRST_DAY} to {_LAST_DAY}")

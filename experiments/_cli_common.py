@@ -6,8 +6,10 @@ per area; each registers itself on :data:`app` when imported.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import date
 from pathlib import Path
 
 import typer
@@ -23,8 +25,8 @@ from rich.progress import (
 
 from overblik.features._errors import InputError
 
-__all__ = ["ProgressFn", "app", "console", "fail", "out_console", "prepare_out_folder",
-           "progress_bar", "removed_if_failed", "warn", "writing_out"]
+__all__ = ["ProgressFn", "app", "console", "fail", "out_console", "parse_day",
+           "prepare_out_folder", "progress_bar", "removed_if_failed", "warn", "writing_out"]
 
 app = typer.Typer(
     name="overblik",
@@ -64,6 +66,25 @@ def progress_bar(title: str) -> Iterator[ProgressFn]:
             # A failed run ends with its one error message, not a half-filled bar above it.
             bar.update(task, visible=False)
             raise
+
+
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def parse_day(text: str, option: str) -> date:
+    """A ``YYYY-MM-DD`` date given to ``option``.
+
+    Raises
+    ------
+    InputError
+        For anything else (``date.fromisoformat`` alone would also take ``20260131``).
+    """
+    if not _DAY.match(text.strip()):
+        raise InputError(f"{option} {text!r}: write the date as YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not a date: write YYYY-MM-DD") from None
 
 
 def warn(message: str) -> None:

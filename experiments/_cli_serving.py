@@ -19,6 +19,7 @@ from overblik.experiments._cli_common import (
     console,
     fail,
     out_console,
+    parse_day,
     progress_bar,
     warn,
 )
@@ -240,7 +241,6 @@ def profiles(
     """
     from overblik.experiments._tracking import default_tracking_uri
     from overblik.serving import StartupError, build_profile_store, load_served_model
-    from overblik.serving._audit_export import parse_day
     from overblik.serving._settings import default_profile_store, model_name_of
 
     try:
@@ -465,7 +465,6 @@ def auditlog_export(
     from overblik.serving._audit_export import (
         ExportFilter,
         export_audit_log,
-        parse_day,
         parse_endpoints,
         pseudonym_of_cpr,
     )

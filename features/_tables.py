@@ -169,8 +169,9 @@ class EventTables:
                 continue  # silo extracts are optional: no file, no events
             read = list(dict.fromkeys([*EVENT_COLUMNS, *(c for c in cols if c != "cpr")]))
             with _readable(path):
-                _check_rows(path, pq.read_metadata(path).num_rows, accepted, name)
-                missing = sorted(set(read) - set(pq.read_schema(path).names))
+                footer = pq.read_metadata(path)  # once: row count and columns
+                _check_rows(path, footer.num_rows, accepted, name)
+                missing = sorted(set(read) - set(footer.schema.to_arrow_schema().names))
                 if missing:
                     raise InputError(f"{path}: no column(s) {', '.join(missing)}; this folder "
                                      "is not the output of `overblik ingest`, or the columns "

@@ -46,7 +46,6 @@ __all__ = [
     "decided_request",
     "export_audit_log",
     "export_row",
-    "parse_day",
     "parse_endpoints",
     "pseudonym_of_cpr",
     "select_entries",
@@ -64,24 +63,7 @@ AUDITED_ENDPOINTS: tuple[str, ...] = (*(r.path for r in ROUTES if not r.public),
 # Endpoints whose pseudonyms line up with the request's items ("" for a feature payload), and
 # whose items a decision names as <request_id>-<index> (see ScoringEngine.feedback).
 _BATCH_ENDPOINTS = frozenset({"/score/batch"})
-_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{8}$")
-
-
-def parse_day(text: str, option: str) -> date:
-    """A ``YYYY-MM-DD`` date given to ``option``.
-
-    Raises
-    ------
-    InputError
-        For anything else (``date.fromisoformat`` alone would also take ``20260131``).
-    """
-    if not _DAY.match(text.strip()):
-        raise InputError(f"{option} {text!r}: write the date as YYYY-MM-DD")
-    try:
-        return date.fromisoformat(text.strip())
-    except ValueError:
-        raise InputError(f"{option} {text!r} is not a date: write YYYY-MM-DD") from None
 
 
 def parse_endpoints(values: Sequence[str]) -> tuple[str, ...]:

@@ -83,7 +83,6 @@ def new_request_id() -> str:
     return request_id
 
 
-
 def _field_path(loc: list[Any]) -> str:
     """``items[3].cpr`` from a pydantic location; a client's own dict keys (feature names)
     are shown only when they look like feature names (never a number a client typed)."""
@@ -269,9 +268,13 @@ class AccessAuditMiddleware:
                      record: RequestRecord) -> Receive:
         """Check route, key, role, content type and size; return a replaying receive."""
         rule = match_route(scope["path"])
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
-        if sum(k.lower() == b"authorization" for k, _ in scope.get("headers", [])) > 1:
+        headers: dict[str, str] = {}
+        keys_sent = 0
+        for k, v in scope.get("headers", []):
+            name = k.decode("latin-1").lower()
+            keys_sent += name == "authorization"
+            headers[name] = v.decode("latin-1")
+        if keys_sent > 1:
             # Which would count? Refused rather than one picked silently.
             raise _Reply(400, "send one Authorization header, not several", "Authorization")
         auth = headers.get("authorization", "")
