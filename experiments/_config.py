@@ -296,7 +296,11 @@ def parse_experiment(raw: object, source: str) -> ExperimentConfig:
                 msg = "is not a known key: remove it or check its spelling"
             lines.append(f"section '{section}', key '{where}': {msg}")
         raise InputError(f"{source}: " + "; ".join(lines)) from None
-    spec = parse_feature_spec(config.features, section="features")
+    try:
+        spec = parse_feature_spec(config.features, section="features")
+    except InputError as exc:
+        # The block parser knows the section, not the file the analyst has open.
+        raise InputError(f"{source}: {exc}") from None
     from overblik.features._feature_spec import expand
 
     names = {f.name for f in expand(spec)}

@@ -94,10 +94,17 @@ def test_broken_experiment_names_section_and_key(edit, expected: list[str]) -> N
         assert word in message
 
 
-def test_broken_feature_block_names_features_key() -> None:
+def test_broken_feature_block_names_file_and_features_key() -> None:
+    """The block's error names the file too (it named only features[i], leaving the analyst
+    to guess which experiment file a train or serve command had read)."""
     raw = _raw()
     raw["features"][0]["source"] = "astrology"
-    with pytest.raises(InputError, match=r"features"):
+    with pytest.raises(InputError, match=r"^broken\.yaml: features\[0\]\.source"):
+        parse_experiment(raw, "broken.yaml")
+    raw = _raw()
+    raw["features"][0]["aggregations"] = ["meen"]
+    with pytest.raises(InputError, match=r"^broken\.yaml: features\[0\]\.aggregations\[0\]: "
+                                         r"'meen' is not known"):
         parse_experiment(raw, "broken.yaml")
 
 
