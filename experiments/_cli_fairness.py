@@ -251,17 +251,21 @@ def reviews(
 
     try:
         log = ReviewLog(use_tracking(tracking_uri, must_exist=True))
-        found = log.records(model)
+        every = log.records()
     except InputError as exc:
         fail(str(exc))
         return
+    found = [r for r in every if model is None or r.model == model]
     if as_json:
         for record in found:
             typer.echo(record.to_json())
         return
     if not found:
         whose = f" for {model}" if model else ""
-        out_console.print(escape(f"no reviews or promotions{whose} in {log.location}"))
+        # A misspelt name reads as "never reviewed": say which models the record knows.
+        known = sorted({r.model for r in every})
+        others = f"; models in the record: {', '.join(known)}" if known else ""
+        out_console.print(escape(f"no reviews or promotions{whose} in {log.location}{others}"))
         return
     # One block per entry, like `git log`: readable in any terminal width.
     out_console.print(escape(f"{len(found)} entries, oldest first (the record: "

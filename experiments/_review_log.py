@@ -141,10 +141,15 @@ class ReviewLog:
     def records(self, model: str | None = None) -> list[ReviewRecord]:
         """Every record of this registry (of ``model`` only, when given), oldest first."""
         db = self._database()
+        mine = without_password(self.registry)
         if db is None:
             found = read_records(self.path)
+            if self.path is None:
+                # One file holds the record of every server registry used from this
+                # machine: another server's approvals are not this one's (lines written
+                # before the registry was kept, None, cannot be told apart and stay).
+                found = [r for r in found if r.registry in (None, mine)]
         else:
-            mine = without_password(self.registry)
             # Lines an earlier overblik kept in the file for this registry come first.
             found = [r for r in read_records() if r.registry == mine]
             with self._failing_clearly(db), db.transaction() as cur:

@@ -196,11 +196,30 @@ def test_a_tracking_server_keeps_the_record_in_the_data_folder(model: str, data:
     """overblik cannot reach an MLflow server's database: the JSON-lines file instead."""
     log = ReviewLog("https://board:s3cret@mlflow.example")
     assert log.location == str(data / "reviews.jsonl")
-    entry = review(model, "1", decision="approved", by="A", reason="r")
+    entry = replace(review(model, "1", decision="approved", by="A", reason="r"),
+                    registry="https://board@mlflow.example")
     log.append(entry)
     assert log.records() == [entry] and log.records("another-model") == []
     lines = reviews_path().read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["model"] for line in lines] == [model]
+
+
+def test_a_tracking_server_lists_only_its_own_lines_of_the_file(model: str,
+                                                                  data: Path) -> None:
+    """The file is shared by every server registry used from this machine: a board
+    member listing the production server's record must not see a test server's approval
+    (nor a database registry's lines an earlier overblik kept there)."""
+    entry = review(model, "1", decision="approved", by="A", reason="r")
+    production = ReviewLog("https://mlflow.example")
+    mine = replace(entry, registry="https://mlflow.example", reason="production")
+    production.append(mine)
+    append_record(replace(entry, registry="https://test-mlflow.example", reason="test"))
+    append_record(replace(entry, registry="sqlite:////elsewhere/mlflow.db", reason="db"))
+    unknown = replace(entry, registry=None, reason="written before registries were kept")
+    append_record(unknown)
+    assert production.records(model) == [mine, unknown]
+    assert [r.reason for r in ReviewLog("https://test-mlflow.example").records()] == [
+        "test", "written before registries were kept"]
 
 
 def test_lines_an_earlier_version_kept_in_the_file_are_listed_first(model: str,
@@ -366,6 +385,12 @@ def test_cli_reviews_lists_the_record(model: str, uri: str) -> None:
     assert [ReviewRecord(**json.loads(line)) for line in lines] == _records(model)
     everyone = runner.invoke(app, ["reviews", "--json", *base]).output
     assert len(everyone.splitlines()) >= 3 and model in everyone
+    # A misspelt name is not "never reviewed": the listing names the models it knows.
+    typo = runner.invoke(app, ["reviews", model + "x", *base], env={"COLUMNS": "200"})
+    assert typo.exit_code == 0, typo.output
+    assert f"no reviews or promotions for {model}x" in _text(typo.output)
+    known = _text(typo.output).split("; models in the record: ", 1)[1].strip()
+    assert model in known.split(", ")
     missing = runner.invoke(app, ["reviews", "--tracking-uri", f"{uri}-missing"])
     assert missing.exit_code == 2 and "no such file" in _text(missing.output)
 
