@@ -248,6 +248,24 @@ class AuditLog:
             row = cur.fetchone()
         return None if row is None else self._row(tuple(row))
 
+    def decisions_on(self, for_request: str, after: int = 0) -> list[StoredEntry]:
+        """The caseworker decisions stored on ``for_request`` (a request or batch-item id),
+        in log order; only entries after seq ``after`` (the request's own) are read.
+
+        A decision names its request only in its summary: the scan is bounded below by the
+        request's position, and decisions are few next to requests.
+        """
+        # The summary is canonical JSON; the LIKE narrows, the comparison decides ("_" is
+        # a LIKE wildcard).
+        pattern = f'%"for_request":"{for_request}"%'
+        with self.db.transaction() as cur:
+            cur.execute(self.db.sql(f"select {self._COLUMNS} from audit_log where seq > ? "
+                                    "and kind = 'feedback' and status = 200 "
+                                    "and summary like ? order by seq"), (after, pattern))
+            rows = cur.fetchall()
+        found = [self._row(tuple(row)) for row in rows]
+        return [s for s in found if s.entry.summary.get("for_request") == for_request]
+
     def head(self) -> tuple[int, str]:
         """(seq, hash) of the last appended entry; (0, GENESIS) for an empty log."""
         with self.db.transaction() as cur:

@@ -530,13 +530,41 @@ class ScoringEngine:
         elif item:
             raise ApiError(404, "no batch item has this id: the request was a single score",
                            "request_id")
+        self._check_correction(request, after=scored.seq)
         record.kind = "feedback"
         record.pseudonyms = list(pseudonyms)
         record.summary = {"for_request": request.request_id, "decision": request.decision,
                           "action": request.action, "reason": request.reason,
                           "scored_with": f"{scored.entry.model} {scored.entry.model_version}"}
+        if request.corrects is not None:
+            record.summary["corrects"] = request.corrects
         return FeedbackResponse(request_id=record.request_id, for_request=request.request_id,
-                                decision=request.decision, stored=True)
+                                decision=request.decision, stored=True,
+                                corrects=request.corrects)
+
+    def _check_correction(self, request: FeedbackRequest, after: int) -> None:
+        """One decision per score unless a later one says which it corrects.
+
+        Two decisions on one score with nothing between them leave the log saying both
+        (followed and overridden): a correction must name the latest decision, so the log
+        reads as a chain and a client's stale view is refused rather than recorded.
+        """
+        earlier = self.audit.decisions_on(request.request_id, after=after)
+        latest = earlier[-1].entry if earlier else None
+        if latest is None:
+            if request.corrects is not None:
+                raise ApiError(422, "there is no earlier decision on this score to correct: "
+                               "leave corrects out", "corrects")
+            return
+        said = f"{latest.summary.get('decision')} at {latest.at}"
+        if request.corrects is None:
+            raise ApiError(409, f"a decision on this score is already recorded ({said}, "
+                           f"request_id {latest.request_id}); to change it, send the new "
+                           f"decision with \"corrects\": \"{latest.request_id}\" (the log "
+                           "keeps both)", "request_id")
+        if request.corrects != latest.request_id:
+            raise ApiError(409, f"is not the latest decision on this score: that is "
+                           f"{latest.request_id} ({said}); correct that one", "corrects")
 
     def metadata(self) -> MetadataResponse:
         """``GET /metadata``: the model card summary."""

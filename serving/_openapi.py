@@ -24,13 +24,14 @@ _ERRORS = {
     "401": "Missing, unknown or revoked API key.",
     "403": "The key's role may not use this endpoint.",
     "404": "Unknown citizen (not in the profile store) or unknown request id.",
-    "409": "The served version has no effect models (/recommend, /allocate).",
+    "409": "The served version has no effect models (/recommend, /allocate); the score "
+           "already has a decision and `corrects` does not name the latest (/feedback).",
     "413": "Body too large.",
     "415": "Body is not JSON.",
     "422": "Malformed or out-of-range request; `fields` names each bad field.",
     "503": "The audit log cannot be written: nothing is answered unaudited.",
 }
-_EFFECT_ROUTES = ("/recommend", "/allocate")
+_CONFLICT_ROUTES = ("/recommend", "/allocate", "/feedback")
 _GET_MODELS: dict[str, type[BaseModel]] = {"/metadata": MetadataResponse,
                                            "/audit/verify": VerifyResponse}
 
@@ -91,7 +92,7 @@ def openapi_document(bentoml_spec: dict[str, Any]) -> dict[str, Any]:
                      if k not in ("400", "404", "500")}
         wanted = ("401", "403", "404", "422", "503") if rule.method == "GET" and \
             rule.path != "/metadata" else tuple(
-                c for c in errors if c != "409" or rule.path in _EFFECT_ROUTES)
+                c for c in errors if c != "409" or rule.path in _CONFLICT_ROUTES)
         responses.update({code: errors[code] for code in wanted})
         operation["responses"] = responses
     doc["components"]["securitySchemes"] = {

@@ -67,6 +67,7 @@ FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
 # A request id, and a batch item's: the batch's id, a dash and the index as the results write
 # it (no leading zeros), so that a decision always names the item as the log does.
 _REQUEST_ID = re.compile(r"[0-9a-f]{32}(-(0|[1-9][0-9]{0,3}))?")
+_DECISION_ID = re.compile(r"[0-9a-f]{32}")  # a /feedback answer's own id: never an item
 # The patterns of a request's free identifiers, and what they allow in words (an error
 # names the words, not the regular expression).
 REF_PATTERN = r"^[A-Za-z0-9_.:\-]+$"
@@ -201,6 +202,10 @@ class FeedbackRequest(_Request):
         default=None, max_length=2000, validate_default=True,
         description="Why (required when overridden). Never a CPR number, name or address: "
         "refer to the citizen through the request id.")
+    corrects: str | None = Field(
+        default=None, max_length=32, description="A second decision on the same score: the "
+        "request_id of the decision it replaces (the latest one; the log keeps both). "
+        "Without it a second decision is refused (409).")
 
     @field_validator("request_id")
     @classmethod
@@ -209,6 +214,14 @@ class FeedbackRequest(_Request):
             raise ValueError("is not a request id: give the request_id of a /score or "
                              "/recommend answer (32 characters 0-9a-f), or a batch item's "
                              "<request_id>-<index> as in the batch's results")
+        return v
+
+    @field_validator("corrects")
+    @classmethod
+    def _corrects(cls, v: str | None) -> str | None:
+        if v is not None and not _DECISION_ID.fullmatch(v):
+            raise ValueError("is not a decision's id: give the request_id that /feedback "
+                             "answered for the earlier decision (32 characters 0-9a-f)")
         return v
 
     @field_validator("action", "reason")
@@ -332,6 +345,7 @@ class FeedbackResponse(BaseModel):
     for_request: str
     decision: Literal["followed", "overridden"]
     stored: bool
+    corrects: str | None = None
 
 
 class EffectReason(BaseModel):

@@ -249,7 +249,8 @@ class ScoringService:
                        ) -> FeedbackResponse:
         """The caseworker's decision on a scored or recommended request (followed or
         overridden, the action chosen, the reason), appended to the audit log with the
-        request it answers."""
+        request it answers. A second decision on the same score names the one it replaces
+        in ``corrects`` (409 otherwise)."""
         return self._answer(ctx, lambda lang, rec: self.engine.feedback(body, rec))
 
 

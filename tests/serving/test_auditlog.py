@@ -75,6 +75,26 @@ def test_intact_chain_verifies_and_round_trips(store_url: str) -> None:
     assert log.find(f"{7:032x}") is not None and log.find("f" * 32) is None
 
 
+def test_decisions_on_a_request_are_found_by_the_id_they_name(store_url: str) -> None:
+    """Only accepted decisions naming exactly that id (not a batch item of it, not a
+    refused one), after the given position, in log order; on both stores."""
+    log = _filled(store_url, n=3)
+    target, item = f"{1:032x}", f"{2:032x}-1"
+
+    def decision(i: int, on: str, status: int = 200) -> AuditEntry:
+        return _entry(i, kind="feedback", endpoint="/feedback", status=status,
+                      summary={"for_request": on, "decision": "followed"})
+
+    for i, on, status in ((10, target, 200), (11, item, 200), (12, f"{target}-1", 200),
+                          (13, target, 422), (14, target, 200), (15, f"{2:032x}", 200)):
+        log.append(decision(i, on, status))
+    assert [d.entry.request_id for d in log.decisions_on(target)] == [f"{10:032x}",
+                                                                       f"{14:032x}"]
+    assert [d.entry.request_id for d in log.decisions_on(item)] == [f"{11:032x}"]
+    assert [d.entry.request_id for d in log.decisions_on(target, after=4)] == [f"{14:032x}"]
+    assert log.decisions_on("f" * 32) == []
+
+
 @pytest.mark.parametrize("kind", list(TAMPER))
 def test_tampering_is_detected_and_named(store_url: str, kind: str) -> None:
     log = _filled(store_url)

@@ -168,6 +168,59 @@ def test_feedback_is_stored_with_its_request(client: TestClient, served: Served)
     assert unknown.status_code == 404
 
 
+def test_a_second_decision_on_a_score_names_the_one_it_corrects(client: TestClient,
+                                                                  served: Served) -> None:
+    """Two decisions on one score (followed, then overridden) with nothing linking them left
+    the log saying both: the second is refused until it names the latest in ``corrects``,
+    and the log then reads as a chain (a batch item's decisions the same, per item)."""
+    headers = bearer(served, CASEWORKER)
+    log = _audit(served)
+    scored = client.post("/score", json={"cpr": served.cprs[55]}, headers=headers).json()
+    target = scored["request_id"]
+    first = client.post("/feedback", headers=headers,
+                        json={"request_id": target, "decision": "followed"})
+    assert first.status_code == 200, first.text
+    first_id = first.json()["request_id"]
+    assert first.json()["corrects"] is None
+    again = client.post("/feedback", headers=headers, json={
+        "request_id": target, "decision": "overridden", "reason": "Ny viden om familien"})
+    assert again.status_code == 409, again.text
+    assert again.json()["fields"][0]["field"] == "request_id"
+    assert f'"corrects": "{first_id}"' in again.json()["error"]
+    assert "followed at" in again.json()["error"]
+    correction = {"request_id": target, "decision": "overridden",
+                  "reason": "Ny viden om familien", "corrects": first_id}
+    fixed = client.post("/feedback", headers=headers, json=correction)
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["corrects"] == first_id
+    stored = log.find(fixed.json()["request_id"])
+    assert stored is not None and stored.entry.summary["corrects"] == first_id
+    assert [d.entry.request_id for d in log.decisions_on(target)] == [
+        first_id, fixed.json()["request_id"]]
+    # A client with a stale view (correcting the first again) is refused, naming the latest.
+    stale = client.post("/feedback", headers=headers, json=correction)
+    assert stale.status_code == 409 and stale.json()["fields"][0]["field"] == "corrects"
+    assert fixed.json()["request_id"] in stale.json()["error"]
+    # corrects without an earlier decision, or not a decision's id: refused, nothing stored.
+    other = client.post("/score", json={"cpr": served.cprs[56]}, headers=headers).json()
+    for bad, status in ((first_id, 422), (f"{first_id}-1", 422), ("x" * 32, 422)):
+        answer = client.post("/feedback", headers=headers, json={
+            "request_id": other["request_id"], "decision": "followed", "corrects": bad})
+        assert answer.status_code == status, answer.text
+        assert answer.json()["fields"][0]["field"] == "corrects"
+    assert log.decisions_on(other["request_id"]) == []
+    # Decisions on a batch's items are per item: one on item 0 does not block item 1.
+    batch = client.post("/score/batch", headers=headers, json={"items": [
+        {"cpr": served.cprs[57]}, {"cpr": served.cprs[58]}]}).json()
+    for result in batch["results"]:
+        answer = client.post("/feedback", headers=headers,
+                             json={"request_id": result["request_id"], "decision": "followed"})
+        assert answer.status_code == 200, answer.text
+    repeat = client.post("/feedback", headers=headers, json={
+        "request_id": batch["results"][0]["request_id"], "decision": "followed"})
+    assert repeat.status_code == 409
+
+
 def test_feedback_only_on_scored_batch_items(client: TestClient, served: Served) -> None:
     """A decision needs a score: not on an item that was not found, and only under the id the
     results give it (``-0002`` would not join the log's ``-2``)."""
@@ -245,7 +298,8 @@ def test_docs_and_openapi(client: TestClient) -> None:
         operation = doc["paths"][path]["post"]
         assert {"401", "403", "422"} <= set(operation["responses"])
         assert "Roles:" in operation["description"]
-        assert ("409" in operation["responses"]) == (path in ("/recommend", "/allocate"))
+        assert ("409" in operation["responses"]) == (
+            path in ("/recommend", "/allocate", "/feedback"))
     schemas = doc["components"]["schemas"]
     assert {"RecommendResponseIODescriptor", "AllocateResponseIODescriptor",
             "ProgrammeEffect", "AllocationTotals"} <= set(schemas)
