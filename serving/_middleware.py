@@ -132,6 +132,33 @@ def rewrite_validation(body: bytes) -> tuple[str, list[FieldError]]:
     return f"invalid request: {describe(fields)}", fields
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def duplicate_key(body: bytes) -> str | None:
+    """The first key that appears twice in one object of a JSON body; None when none does
+    (or when the body is no JSON: the app's parser says so)."""
+    try:
+        json.loads(body, object_pairs_hook=_unique_pairs)
+    except _DuplicateKey as found:
+        return found.key
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
 class _Reply(Exception):
     """Answer now with this status and error (raised before the app is called)."""
 
@@ -332,6 +359,13 @@ class AccessAuditMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        # JSON parsers keep the last of a key given twice ({"cpr": A, ..., "cpr": B} scores
+        # B): a client that sends two values has a bug, and neither may be what it meant.
+        twice = duplicate_key(body)
+        if twice is not None:
+            shown = shown_key(twice)
+            raise _Reply(422, f"the key {shown!r} appears twice in one object of the body: "
+                         "send each key once", shown)
         sent = False
 
         async def replay() -> Message:

@@ -307,6 +307,34 @@ def test_two_authorization_headers_are_refused(client: TestClient, served: Serve
         "index": None, "ref": None}
 
 
+def test_a_key_given_twice_is_refused(client: TestClient, served: Served,
+                                      features: dict[str, Any]) -> None:
+    """The JSON parser kept the last of two values ({"cpr": A, "cpr": B} scored B; a
+    feature given twice took its second value): refused, naming the key, at any depth; a
+    key holding a CPR number is not echoed."""
+    headers = {**bearer(served, CASEWORKER), "Content-Type": "application/json"}
+    one = json.dumps({"cpr": served.cprs[1]})[1:-1]
+    inner = json.dumps({"features": features})[1:-1]
+    first = next(iter(features))
+    cases = [
+        ("/score", "{" + one + ", " + json.dumps({"cpr": served.cprs[2]})[1:-1] + "}", "cpr"),
+        ("/score", "{" + inner[:-1] + f', "{first}": 1' + "}}", first),
+        ("/score/batch", '{"items": [{' + one + "}, {" + one + ', "top": 1, "top": 2}]}',
+         "top"),
+        ("/feedback", '{"request_id": "' + "a" * 32 + '", "decision": "followed", '
+         '"0101901234": 1, "0101901234": 2}', "<key>")]
+    for endpoint, body, key in cases:
+        answer = client.post(endpoint, content=body.encode(), headers=headers)
+        assert answer.status_code == 422, (endpoint, answer.text[:300])
+        assert answer.json()["fields"][0]["field"] == key, answer.text[:300]
+        assert f"the key '{key}' appears twice" in answer.json()["error"]
+        assert "0101901234" not in answer.text
+    # The same key in two different objects is no duplicate.
+    both = '{"items": [{' + one + "}, {" + one + "}]}"
+    assert client.post("/score/batch", content=both.encode(),
+                       headers=headers).status_code == 200
+
+
 def test_wrong_content_type(client: TestClient, served: Served) -> None:
     answer = client.post("/score", content=b"cpr=0101901234",
                          headers={**bearer(served, CASEWORKER),
