@@ -35,7 +35,9 @@ from overblik.fairness._group_metrics import (
     grouped_brier,
     grouped_curves,
     grouped_ece,
+    rate_counts,
     rates_from_cells,
+    wilson_interval,
 )
 from overblik.fairness._groups import (
     GroupIndex,
@@ -299,16 +301,19 @@ def _decide(scores: FloatArray, threshold: float | None, top_k: int | None
 
 def _exact(index: GroupIndex, y: npt.NDArray[np.int8], predicted: npt.NDArray[np.bool_],
            scores: FloatArray, *, probabilities: bool, min_count: int
-           ) -> tuple[FloatArray, FloatArray, dict[int, GroupCurve]]:
-    """Exact metrics (n_groups, M), group sizes, and reliability curves by global group."""
+           ) -> tuple[FloatArray, FloatArray, FloatArray, dict[int, GroupCurve]]:
+    """Exact metrics (n_groups, M), group sizes, confusion counts (n_groups, 4), and
+    reliability curves by global group."""
     cell = 2 * y.astype(np.int64) + predicted
     order = np.argsort(scores, kind="stable")
     out = np.full((index.n_groups, len(METRICS)), np.nan)
     sizes = np.zeros(index.n_groups)
+    cells = np.zeros((index.n_groups, 4))
     curves: dict[int, GroupCurve] = {}
     for g in index.groupings:
         k, sl = len(g.names), slice(g.offset, g.offset + len(g.names))
         counts = np.bincount(g.codes * 4 + cell, minlength=4 * k).reshape(k, 4)
+        cells[sl] = counts
         out[sl, _RATE_COLS] = rates_from_cells(counts.astype(np.float64))
         sorted_groups = SortedGroups.build(g.codes, g.counts, y, scores, order)
         out[sl, _AUC] = grouped_auc(sorted_groups)
@@ -321,7 +326,7 @@ def _exact(index: GroupIndex, y: npt.NDArray[np.int8], predicted: npt.NDArray[np
                 for code, curve in grouped_curves(sorted_groups, wanted,
                                                   min_count=min_count).items():
                     curves[g.offset + code] = curve
-    return out, sizes, curves
+    return out, sizes, cells, curves
 
 
 def _intervals(point: FloatArray, draws: FloatArray, binned: FloatArray, confidence: float
@@ -413,8 +418,8 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
     step = progress or (lambda *_: None)
     step("groups", 0, 1)
     probabilities = bool(((s >= 0.0) & (s <= 1.0)).all())
-    point, sizes, curves = _exact(index, y, predicted, s, probabilities=probabilities,
-                                  min_count=int(min_count))
+    point, sizes, cells, curves = _exact(index, y, predicted, s, probabilities=probabilities,
+                                         min_count=int(min_count))
     step("groups", 1, 1)
     draws = bootstrap_metrics(y, predicted, s, index, n_boot=int(n_boot), seed=seed,
                               progress=progress)
@@ -423,6 +428,14 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
         values[..., _PROBABILITY_COLS] = np.nan
         draws.binned_point[:, _PROBABILITY_COLS] = np.nan
     low, high = _intervals(point, values, draws.binned_point, confidence)
+    wilson = wilson_interval(*rate_counts(cells), confidence)
+    # A rate's bootstrap interval shrinks to a point at 0 or 1 (a group's two positives
+    # both selected: TPR 100 % [100; 100]); it is never narrower than the Wilson interval.
+    low[:, _RATE_COLS] = np.fmin(low[:, _RATE_COLS], wilson[0])
+    high[:, _RATE_COLS] = np.fmax(high[:, _RATE_COLS], wilson[1])
+    # Every metric is a share (AUC, Brier and ECE too): the binned-to-exact shift of the
+    # score metrics' intervals may not carry them past 0 or 1.
+    low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
 
     def interval(k: int, m: int) -> Interval:
         return Interval(float(point[k, m]), float(low[k, m]), float(high[k, m]))
@@ -445,7 +458,8 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
                 calibration.append(CalibrationCurve(g.attribute, name, c.mean_predicted,
                                                     c.observed, c.n))
         disparities += _disparities(g.attribute, g.names, g.offset, refs[g.attribute],
-                                    point, values, draws.binned_point, suppressed, confidence)
+                                    point, values, draws.binned_point, suppressed, confidence,
+                                    wilson)
     return AuditResult(
         n=n, decision=decision, threshold=None if threshold is None else float(threshold),
         top_k=None if top_k is None else int(top_k),
@@ -458,8 +472,15 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
 
 def _disparities(attribute: str, names: tuple[str, ...], offset: int, ref: int,
                  point: FloatArray, values: FloatArray, binned: FloatArray,
-                 suppressed: npt.NDArray[np.bool_], confidence: float) -> list[Disparity]:
-    """Difference and ratio of every unsuppressed group against the reference, jointly."""
+                 suppressed: npt.NDArray[np.bool_], confidence: float,
+                 wilson: tuple[FloatArray, FloatArray]) -> list[Disparity]:
+    """Difference and ratio of every unsuppressed group against the reference, jointly.
+
+    A rate difference's interval is at least Newcombe's (hybrid score, from the two
+    groups' Wilson intervals): the bootstrap's is a point when both rates sit at 0 or 1
+    in every resample (one placed child of one against two of two read as "-100 pp,
+    interval -100 to -100, beyond the limit").
+    """
     r = offset + ref
     if suppressed[r]:
         return []
@@ -472,6 +493,14 @@ def _disparities(attribute: str, names: tuple[str, ...], offset: int, ref: int,
         ratio = (point[ks] / point[r], values[:, ks] / values[:, [r]],
                  binned[ks] / binned[r])
     d_low, d_high = _intervals(diff[0], diff[1], diff[2], confidence)
+    p, (wl, wh) = point[:, _RATE_COLS], wilson
+    with np.errstate(invalid="ignore"):
+        d = p[ks] - p[r]
+        n_low = d - np.sqrt((p[ks] - wl[ks]) ** 2 + (wh[r] - p[r]) ** 2)
+        n_high = d + np.sqrt((wh[ks] - p[ks]) ** 2 + (p[r] - wl[r]) ** 2)
+    d_low[:, _RATE_COLS] = np.fmin(d_low[:, _RATE_COLS], n_low)
+    d_high[:, _RATE_COLS] = np.fmax(d_high[:, _RATE_COLS], n_high)
+    d_low, d_high = np.clip(d_low, -1.0, 1.0), np.clip(d_high, -1.0, 1.0)
     r_low, r_high = _intervals(ratio[0], ratio[1], ratio[2], confidence)
     out = []
     for i, k in enumerate(ks):

@@ -27,7 +27,9 @@ __all__ = [
     "grouped_brier",
     "grouped_curves",
     "grouped_ece",
+    "rate_counts",
     "rates_from_cells",
+    "wilson_interval",
 ]
 
 METRICS: tuple[str, ...] = ("base_rate", "selection_rate", "tpr", "fpr", "fnr", "ppv", "auc",
@@ -68,6 +70,34 @@ def rates_from_cells(cells: FloatArray) -> FloatArray:
         _ratio(fn, fn + tp),
         _ratio(tp, tp + fp),
     ], axis=-1)
+
+
+def rate_counts(cells: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Numerators and denominators of the rate metrics, each of shape (..., 6), in the
+    order of :func:`rates_from_cells`."""
+    tn, fp, fn, tp = (cells[..., i] for i in range(4))
+    n = tn + fp + fn + tp
+    return (np.stack([fn + tp, fp + tp, tp, fp, fn, tp], axis=-1),
+            np.stack([n, n, tp + fn, fp + tn, fn + tp, tp + fp], axis=-1))
+
+
+def wilson_interval(num: FloatArray, den: FloatArray, confidence: float
+                    ) -> tuple[FloatArray, FloatArray]:
+    """Wilson score interval of a proportion ``num / den``; NaN where ``den`` is 0.
+
+    Unlike a bootstrap percentile interval it does not shrink to a point at 0 or 1: two
+    cases of two give [34 %, 100 %] at 95 %, not [100 %, 100 %].
+    """
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + confidence / 2.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = num / den
+        centre = (p + z * z / (2 * den)) / (1 + z * z / den)
+        half = z * np.sqrt(p * (1 - p) / den + z * z / (4 * den * den)) / (1 + z * z / den)
+    ok = den > 0
+    return (np.where(ok, np.clip(centre - half, 0.0, 1.0), np.nan),
+            np.where(ok, np.clip(centre + half, 0.0, 1.0), np.nan))
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,38 @@ def test_score_metrics_are_exact_per_group(cohort, result: AuditResult) -> None:
             assert iv.ci_low <= iv.value + 1e-9 <= iv.ci_high + 2e-9, (g.group, m, iv)
 
 
+def test_rates_of_a_few_cases_get_honest_intervals() -> None:
+    """A district with one placed child (not selected) against one with two (both
+    selected): the bootstrap alone said TPR 100 % [100; 100] and a difference of -100 pp
+    [-100; -100], "beyond the limit", from three children. The Wilson interval of 2 of 2
+    (95 %: 34.2 % to 100 %) and Newcombe's for the difference (reaching above 0) instead;
+    and no interval of a share leaves [0, 1] (AUC intervals read 1.009 and 1.017)."""
+    rng = np.random.default_rng(3)
+    n = 200
+    district = np.array(["A"] * 100 + ["B"] * 100)
+    y = np.zeros(n, dtype=int)
+    y[[0]] = 1  # A: one positive
+    y[[100, 101]] = 1  # B: two positives
+    score = rng.uniform(0.0, 0.3, n)
+    score[[100, 101]] = 0.9  # B's positives selected, A's not
+    res = audit(y, score, pd.DataFrame({"district": district}), threshold=0.5, n_boot=300,
+                seed=1, reference={"district": "B"}, intersections=False)
+    tpr_b = _group(res, "district", "B").metrics["tpr"]
+    assert tpr_b.value == 1.0
+    assert tpr_b.ci_low == pytest.approx(0.3424, abs=1e-3) and tpr_b.ci_high == 1.0
+    tpr_a = _group(res, "district", "A").metrics["tpr"]
+    assert tpr_a.value == 0.0 and tpr_a.ci_low == 0.0 and tpr_a.ci_high == pytest.approx(
+        0.7935, abs=1e-3)
+    d = next(d for d in res.disparities if d.metric == "tpr" and d.group == "A").difference
+    assert d.value == -1.0 and d.ci_low == -1.0 and d.ci_high > 0.0
+    for g in res.groups:
+        for m in g.metrics.values():
+            assert not math.isfinite(m.ci_low) or 0.0 <= m.ci_low <= m.ci_high <= 1.0
+    for d in res.disparities:
+        iv = d.difference
+        assert not math.isfinite(iv.ci_low) or -1.0 <= iv.ci_low <= iv.ci_high <= 1.0
+
+
 def test_auc_counts_ties_half() -> None:
     y = np.array([0, 1, 0, 1, 0, 1, 1, 0])
     s = np.array([0.2, 0.2, 0.5, 0.5, 0.1, 0.9, 0.5, 0.9])
