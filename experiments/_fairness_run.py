@@ -241,7 +241,7 @@ def run_fairness(config: ExperimentConfig, *, estimator: BaseEstimator,
     progress
         ``progress(description, done, total)``, e.g. for the bootstrap.
     """
-    from overblik.fairness import audit, compare_mitigations, proxy_diagnostics
+    from overblik.fairness import audit, compare_mitigations, decide, proxy_diagnostics
 
     section = config.fairness
     step = progress or (lambda *_: None)
@@ -267,7 +267,8 @@ def run_fairness(config: ExperimentConfig, *, estimator: BaseEstimator,
                 A_train[attribute].reset_index(drop=True), X_test.reset_index(drop=True),
                 np.asarray(y_test), A_test[attribute], criteria=section.mitigation.criteria,
                 methods=section.mitigation.methods, seed=config.seed,
-                max_train_rows=section.mitigation.max_train_rows)
+                max_train_rows=section.mitigation.max_train_rows,
+                audited=decide(np.asarray(scores, dtype=np.float64), threshold, top_k)[0])
         except InputError as exc:  # a comparison, not the audit: the audit stands without it
             skipped = f"mitigation on {attribute} not compared: {exc}"
     thresholds = fairness_thresholds(config)

@@ -17,6 +17,7 @@ from overblik.fairness._audit import (
     GroupResult,
     Interval,
     audit,
+    decide,
 )
 from overblik.fairness._label_bias import LabelBiasGroup, LabelBiasReport, label_bias_diagnostics
 from overblik.fairness._mitigation import (
@@ -51,6 +52,7 @@ __all__ = [
     "Verdict",
     "audit",
     "compare_mitigations",
+    "decide",
     "label_bias_diagnostics",
     "plot_disparities",
     "plot_group_calibration",

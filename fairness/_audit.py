@@ -55,6 +55,7 @@ __all__ = [
     "GroupResult",
     "Interval",
     "audit",
+    "decide",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -275,8 +276,13 @@ def _sensitive(sensitive: pd.DataFrame | pd.Series, n: int, labels: str = "y_tru
     return sensitive.reset_index(drop=True)
 
 
-def _decide(scores: FloatArray, threshold: float | None, top_k: int | None
-            ) -> tuple[npt.NDArray[np.bool_], str]:
+def decide(scores: FloatArray, threshold: float | None, top_k: int | None
+           ) -> tuple[npt.NDArray[np.bool_], str]:
+    """Who the decision rule selects, and the rule in words (``top 200``, ``score >= 0.3``).
+
+    Exactly one of ``threshold`` (selected when the score is at least it) and ``top_k`` (the
+    k highest scores; ties at the cut go to the earlier row).
+    """
     if (threshold is None) == (top_k is None):
         raise InputError("give exactly one decision rule: threshold= (selected when score >= "
                          "threshold) or top_k= (the k highest scores are selected)")
@@ -412,7 +418,7 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
         raise InputError(f"n_boot={n_boot!r}: give a whole number of resamples >= 0, e.g. 1000")
     if not 0.0 < confidence < 1.0:
         raise InputError(f"confidence={confidence!r}: give a level between 0 and 1, e.g. 0.95")
-    predicted, decision = _decide(s, threshold, top_k)
+    predicted, decision = decide(s, threshold, top_k)
     index = build_groups(frame, intersections=intersections)
     refs = resolve_references(index, reference)
     step = progress or (lambda *_: None)

@@ -106,7 +106,10 @@ _SHORT: dict[str, Bilingual] = {
 
 # Codes that appear as values in diagnostic tables (methods and criteria of mitigation).
 _VALUES: dict[str, Bilingual] = {
-    "unmitigated": B("uden afbødning", "unmitigated"),
+    "as_audited": B("modellen som auditeret (rapportens beslutningsregel)",
+                    "the model as audited (the report's decision rule)"),
+    "unmitigated": B("uden afbødning (tærsklen med bedste balancerede træfsikkerhed)",
+                     "unmitigated (the threshold of best balanced accuracy)"),
     "threshold_optimizer": B("tærskler pr. gruppe (ThresholdOptimizer)",
                              "thresholds per group (ThresholdOptimizer)"),
     "exponentiated_gradient": B("gentrænet med fairness-krav (ExponentiatedGradient)",
@@ -346,9 +349,15 @@ _TEXT: dict[str, Bilingual] = {
     "mitigation": B("Afbødning: muligheder og afvejning", "Mitigation: options and trade-off"),
     "mitigation_intro": B(
         "Hver mulighed ændrer modellen eller beslutningsreglen for at mindske forskellene. "
-        "Tabellen viser, hvad det koster i træfsikkerhed, og hvad det giver i lighed.",
+        "Tabellen viser, hvad det koster i træfsikkerhed, og hvad det giver i lighed. "
+        "Mulighederne vælger efter bedste balancerede træfsikkerhed og udvælger derfor en "
+        "anden andel end rapportens beslutningsregel; sammenlign dem med rækken uden "
+        "afbødning, og rapportens øvrige tal med rækken for modellen som auditeret.",
         "Each option changes the model or the decision rule to reduce the differences. The "
-        "table shows what it costs in accuracy and what it gains in equality.",
+        "table shows what it costs in accuracy and what it gains in equality. The options "
+        "decide for the best balanced accuracy, so they select another share than the "
+        "report's decision rule: compare them with the unmitigated row, and the rest of the "
+        "report with the row of the model as audited.",
     ),
     "mitigation_scope": B(
         "Sammenlignet for {attribute} på {n_test} testpersoner ({n_train} til træning).",

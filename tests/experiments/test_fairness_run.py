@@ -119,11 +119,24 @@ def test_audit_is_on_the_last_test_date_top_capacity(trained: tuple[TrainResult,
     criteria = config.fairness.mitigation.criteria
     methods = config.fairness.mitigation.methods
     assert set(methods) == {"threshold_optimizer", "exponentiated_gradient"}
-    # unmitigated first, then every method for each criterion
-    assert list(mitigation["criterion"].fillna("")) == ["", *(c for c in criteria
-                                                             for _ in methods)]
-    assert list(mitigation["method"]) == ["unmitigated", *(m for _ in criteria for m in methods)]
+    # the model as audited, unmitigated, then every method for each criterion
+    assert list(mitigation["criterion"].fillna("")) == ["", "", *(c for c in criteria
+                                                                 for _ in methods)]
+    assert list(mitigation["method"]) == ["as_audited", "unmitigated",
+                                          *(m for _ in criteria for m in methods)]
     assert {f"{c}_difference" for c in criteria} <= set(mitigation.columns)
+    # The first row is the audit's own decisions (the unmitigated row decides at another
+    # threshold and selected 3.4 % where the audit selects the top capacity_k): its
+    # selection rate and parity gap are the audit's.
+    audited = mitigation.iloc[0]
+    assert audited["selection_rate"] == pytest.approx(
+        doc["overall"]["selection_rate"]["value"], abs=1e-12)
+    attribute = config.fairness.mitigation.attribute
+    rates = [g["metrics"]["selection_rate"]["value"] for g in doc["groups"]
+             if g["attribute"] == attribute and not g["suppressed"]]
+    if "demographic_parity" in criteria:
+        assert audited["demographic_parity_difference"] == pytest.approx(
+            max(rates) - min(rates), abs=1e-12)
 
 
 def test_model_card_and_report_describe_the_run(trained: tuple[TrainResult, str]) -> None:

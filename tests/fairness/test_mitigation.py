@@ -12,7 +12,7 @@ from fairlearn.metrics import (
 )
 from matplotlib.figure import Figure
 
-from overblik.fairness import MitigationReport, compare_mitigations, plot_tradeoff
+from overblik.fairness import MitigationReport, compare_mitigations, decide, plot_tradeoff
 from overblik.fairness._mitigation import disparities
 from overblik.features import InputError
 from overblik.models import LogisticRisk
@@ -53,6 +53,27 @@ def test_threshold_optimizer_narrows_the_selection_gap(report: MitigationReport)
     tpr = report.option("threshold_optimizer", "true_positive_rate_parity")
     assert tpr.disparities["true_positive_rate_parity"] < plain.disparities[
         "true_positive_rate_parity"]
+
+
+def test_the_model_as_audited_comes_first_with_the_audits_decisions(split: tuple) -> None:
+    """The options decide at the balanced-accuracy threshold; the audit's rule (top 100
+    here) selects another share, and the board compared the report with the wrong row."""
+    X_tr, y_tr, a_tr, X_te, y_te, a_te = split
+    model = LogisticRisk(random_state=0).fit(X_tr, y_tr)
+    proba = model.predict_proba(X_te)[:, 1]
+    chosen, rule = decide(proba, None, 100)
+    assert rule == "top 100" and chosen.sum() == 100
+    report = compare_mitigations(model, X_tr, y_tr, a_tr, X_te, y_te, a_te,
+                                 methods=("threshold_optimizer",), seed=0, audited=chosen)
+    first = report.options[0]
+    assert (first.option, first.method) == ("as audited", "as_audited")
+    assert first.selection_rate == pytest.approx(0.1)
+    assert first.selection_rate != pytest.approx(report.option("unmitigated", "").selection_rate)
+    assert first.disparities["demographic_parity"] == pytest.approx(
+        demographic_parity_difference(y_te, chosen.astype(int), sensitive_features=a_te))
+    with pytest.raises(InputError, match="audited has 99 rows but the test features have 1000"):
+        compare_mitigations(model, X_tr, y_tr, a_tr, X_te, y_te, a_te,
+                            methods=("threshold_optimizer",), audited=chosen[:99])
 
 
 def test_table_has_one_row_per_option(report: MitigationReport) -> None:
