@@ -346,7 +346,8 @@ def _verdict_view(language: Language, verdict: Verdict, policy: FairnessThreshol
     if verdict.suppressed_groups:
         sentences.append(text("verdict_suppressed", language, count=verdict.suppressed_groups,
                               min_count=min_count))
-    unknown = [c for c in verdict.checks if c.status == "unknown"]
+    # Unknown checks of whole groups are in the unchecked items above; these are the rest.
+    unknown = [c for c in verdict.checks if c.status == "unknown" and "&" in c.attribute]
     if unknown:
         sentences.append(text("verdict_not_assessed", language, items=", ".join(
             f"{metric_label(c.metric, language)} ({group_label(c.attribute, c.group, language)})"

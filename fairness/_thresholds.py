@@ -10,9 +10,12 @@ Both directions count: selecting a group more often means more surveillance, les
 means help withheld.
 
 An audit passes only what it could check: an attribute with nothing to compare (one group,
-or its reference or every other group suppressed) and a metric no group has an estimate of
-(ECE of scores that are not probabilities) are listed as ``unchecked``, and the verdict is
-not a pass.
+or its reference or every other group suppressed), a metric no group has an estimate of
+(ECE of scores that are not probabilities), and a group of an attribute whose metric has no
+estimate (TPR of a group with no recorded outcome among its persons) are listed as
+``unchecked``, and the verdict is not a pass. An intersection without an estimate is named
+in the report but does not decide: two-attribute cells are often too thin to have every
+outcome, and their attributes are checked on their own.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ __all__ = ["DisparityCheck", "FairnessThresholds", "Unchecked", "Verdict"]
 
 CheckStatus = Literal["fail", "uncertain", "ok", "unknown"]
 UncheckedReason = Literal["one_group", "all_suppressed", "reference_suppressed",
-                          "others_suppressed", "no_estimate"]
+                          "others_suppressed", "no_estimate", "no_group_estimate"]
 
 
 class FairnessThresholds(BaseModel):
@@ -188,15 +191,20 @@ class DisparityCheck:
 class Unchecked:
     """An attribute or metric of the policy the audit could not check, and why."""
 
-    kind: Literal["attribute", "metric"]
-    name: str
+    kind: Literal["attribute", "metric", "group"]
+    name: str  # the attribute, or the metric (kind metric or group)
     reason: UncheckedReason
-    group: str = ""  # the only group, or the suppressed reference
+    group: str = ""  # the only group, the suppressed reference, or the group without estimate
     min_count: int = 20
+    attribute: str = ""  # kind group: the group's attribute
 
     def _reason(self, language: Language) -> str:
         if self.kind == "metric":
             return text("unchecked_metric", language,
+                        needs=text(f"needs_{self.name}", language))
+        if self.kind == "group":
+            return text("unchecked_group", language,
+                        group=group_label(self.attribute, self.group, language),
                         needs=text(f"needs_{self.name}", language))
         return text(f"unchecked_{self.reason}", language, min_count=self.min_count,
                     group=group_label(self.name, self.group, language))
@@ -238,6 +246,12 @@ def _unchecked(audit: AuditResult, checks: tuple[DisparityCheck, ...],
         for metric in metrics:
             if not any(c.metric == metric for c in estimated):
                 out.append(Unchecked("metric", metric, "no_estimate", min_count=min_count))
+    whole = {u.name for u in out}  # attributes and metrics already listed as a whole
+    for c in checks:
+        if (c.status == "unknown" and c.attribute in attributes
+                and c.attribute not in whole and c.metric not in whole):
+            out.append(Unchecked("group", c.metric, "no_group_estimate", group=c.group,
+                                 min_count=min_count, attribute=c.attribute))
     return tuple(out)
 
 

@@ -228,6 +228,8 @@ _TEXT: dict[str, Bilingual] = {
                                "no difference between its groups could be estimated"),
     "unchecked_metric": B("kunne ikke beregnes for nogen gruppe ({needs})",
                           "could not be estimated for any group ({needs})"),
+    "unchecked_group": B("kunne ikke beregnes for {group} eller dens reference ({needs})",
+                         "could not be estimated for {group} or its reference ({needs})"),
     "needs_ece": B("kalibrering kræver scores, der er sandsynligheder mellem 0 og 1",
                    "calibration needs scores that are probabilities between 0 and 1"),
     "needs_tpr": B("den kræver personer med udfaldet", "it needs persons with the outcome"),
@@ -259,8 +261,10 @@ _TEXT: dict[str, Bilingual] = {
         "neither shown nor assessed.",
     ),
     "verdict_not_assessed": B(
-        "Kunne ikke vurderes (intet estimat): {items}.",
-        "Could not be assessed (no estimate): {items}.",
+        "Krydsgrupper, der ikke kunne vurderes (intet estimat; de afgør ikke resultatet, "
+        "egenskaberne kontrolleres hver for sig): {items}.",
+        "Intersections that could not be assessed (no estimate; they do not decide the "
+        "verdict, their attributes are checked on their own): {items}.",
     ),
     "verdict_rule": B(
         "Regel: en forskel fejler, når punktestimatet er større end grænsen i absolut værdi "

@@ -85,6 +85,28 @@ def test_labels_without_the_outcome_leave_tpr_unchecked() -> None:
     assert not verdict.passed
 
 
+def test_a_group_without_the_outcome_is_not_a_pass() -> None:
+    """Immigrants with no recorded outcome: their TPR has no estimate, so the policy's TPR
+    check for them was never made; the verdict said "Meets the thresholds" and listed it as
+    merely not assessed. An intersection without an estimate is named but does not decide."""
+    label, score, sensitive = _data()
+    immigrant = (sensitive["origin"] == "immigrant").to_numpy()
+    label = np.where(immigrant, 0, label)
+    # Every gap else within the limits: the same rule for everyone, calibrated scores.
+    verdict = _verdict(label, score, sensitive, 0.5, reference={"origin": "danish"},
+                       intersections=False)
+    found = [(u.kind, u.name, u.attribute, u.group) for u in verdict.unchecked]
+    assert ("group", "tpr", "origin", "immigrant") in found
+    assert not verdict.passed
+    assert any("could not be estimated for immigrant" in r for r in verdict.reasons)
+    html = render_report(audit(label, score, sensitive, threshold=0.5, n_boot=20,
+                               reference={"origin": "danish"}))
+    assert "Not checked:" in html and "Ikke kontrolleret:" in html
+    assert "it needs persons with the outcome" in html
+    assert "Intersections that could not be assessed" in html  # immigrant & F, & M
+    assert "Krydsgrupper, der ikke kunne vurderes" in html
+
+
 def test_the_report_says_what_was_not_checked_in_both_languages() -> None:
     label, score, sensitive = _data()
     result = audit(label, score * 100, sensitive.assign(sex="F"), threshold=50.0, n_boot=20)
