@@ -160,7 +160,8 @@ class FairnessConfig(_Section):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     intersections: bool = True
     reference: dict[SensitiveName, str] = Field(
-        default_factory=dict, description="reference group per attribute; else the largest")
+        default_factory=dict, description="reference group per attribute; else the largest "
+        "(an intersection: its attributes' references combined)")
     proxies: bool = True
     mitigation: MitigationConfig = MitigationConfig()
 

@@ -420,7 +420,7 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
         raise InputError(f"confidence={confidence!r}: give a level between 0 and 1, e.g. 0.95")
     predicted, decision = decide(s, threshold, top_k)
     index = build_groups(frame, intersections=intersections)
-    refs = resolve_references(index, reference)
+    refs = resolve_references(index, reference, min_count=int(min_count))
     step = progress or (lambda *_: None)
     step("groups", 0, 1)
     probabilities = bool(((s >= 0.0) & (s <= 1.0)).all())

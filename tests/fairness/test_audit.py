@@ -166,6 +166,33 @@ def test_disparities_reference_the_largest_group_by_default(cohort) -> None:
     assert d.difference.ci_low > 0 and d.ratio.ci_low > 1
 
 
+def test_an_intersection_is_compared_with_its_attributes_references() -> None:
+    """origin=danish and district=D10 are the references: origin & district compares with
+    danish & D10, not with the largest cell (danish in D02, where few are selected: every
+    gap against it was the district's); a reference cell below min_count falls back to the
+    largest."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    sens = pd.DataFrame({
+        "origin": rng.choice(["danish", "immigrant"], n, p=[0.8, 0.2]),
+        "district": rng.choice(["D02", "D10", "D11"], n, p=[0.5, 0.3, 0.2])})
+    s = rng.uniform(size=n) * np.where(sens["district"] == "D02", 0.5, 1.0)
+    y = (rng.uniform(size=n) < s).astype(int)
+    reference = {"origin": "danish", "district": "D10"}
+    res = audit(y, s, sens, threshold=0.7, n_boot=0, reference=reference)
+    assert res.references["origin&district"] == "danish&D10"
+    gaps = {d.group: d.difference.value for d in res.disparities
+            if d.attribute == "origin&district" and d.metric == "selection_rate"}
+    # Danish in D11 is selected like danish in D10; against danish & D02 it read +20 pp.
+    assert abs(gaps["danish&D11"]) < 0.05
+    assert "danish&D10" not in gaps and "danish&D02" in gaps
+    explicit = audit(y, s, sens, threshold=0.7, n_boot=0,
+                     reference={**reference, "origin&district": "danish&D02"})
+    assert explicit.references["origin&district"] == "danish&D02"
+    small = audit(y, s, sens, threshold=0.7, n_boot=0, min_count=2000, reference=reference)
+    assert small.references["origin&district"] == "danish&D02"  # the largest cell
+
+
 def test_top_k_breaks_ties_by_row_position() -> None:
     y = np.array([1, 0, 1, 0, 1, 0])
     s = np.array([0.5, 0.9, 0.5, 0.5, 0.1, 0.5])
