@@ -36,6 +36,7 @@ from matplotlib.figure import Figure
 from overblik.experiments._config import ExperimentConfig
 from overblik.experiments._effects_file import strict_json
 from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
+from overblik.fairness._card import PolicyBenefit, ProgrammeEffect
 from overblik.fairness._places import PlacesReport, places_by_group
 from overblik.features._effects_data import CONTROL, EffectsDataset, build_effects_dataset
 from overblik.features._errors import InputError
@@ -66,6 +67,16 @@ MIN_ARM_ROWS = 10  # held-out rows per arm below which a programme's ranking is 
 
 
 @dataclass(frozen=True)
+class CardEffects:
+    """The effect models as the model card states them (see :class:`ModelCard`)."""
+
+    effects: tuple[ProgrammeEffect, ...]
+    allocation: tuple[PolicyBenefit, ...]
+    judged_by: str
+    confidence: float
+
+
+@dataclass(frozen=True)
 class EffectsRun:
     """What the effects step produced (nothing is logged yet)."""
 
@@ -78,6 +89,25 @@ class EffectsRun:
     test: pd.DataFrame  # test rows: ids, programme received, outcome, estimates, allocation
     warnings: tuple[str, ...]
     figures: dict[str, Figure] = field(default_factory=dict)
+
+    def card(self) -> CardEffects:
+        """What the model card says of the effect models and the allocation."""
+        model, fitted = self.model, self.model.effects
+        effects = tuple(ProgrammeEffect(
+            programme=p, ate=fitted.ate_[p].estimate, ci_low=fitted.ate_[p].ci_low,
+            ci_high=fitted.ate_[p].ci_high, trimmed_share=fitted.overlap_[p].trimmed_share,
+            places=model.places[j], cost=model.costs[j])
+            for j, p in enumerate(model.programmes))
+        policies: tuple[PolicyBenefit, ...] = ()
+        judged_by = ""
+        if self.comparison is not None:
+            policies = tuple(PolicyBenefit(policy=k, benefit=v,
+                                           places=self.comparison.places[k])
+                             for k, v in self.comparison.benefit.items())
+            judged_by = self.comparison.judged_by
+        alpha = float(getattr(fitted.learner, "alpha", 0.05))
+        return CardEffects(effects=effects, allocation=policies, judged_by=judged_by,
+                           confidence=1.0 - alpha)
 
     def summary(self) -> dict[str, Any]:
         """The JSON summary logged as ``effects/summary.json``."""

@@ -37,6 +37,7 @@ from overblik.features._errors import InputError
 if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
 
+    from overblik.experiments._effects_run import CardEffects
     from overblik.fairness import (
         AuditResult,
         FairnessThresholds,
@@ -112,6 +113,7 @@ class ModelFacts:
     test_as_of: date
     metrics: Mapping[str, float]
     short_history: ShortHistory | None = None  # early as-of dates with less history
+    effects: CardEffects | None = None  # the version's effect models, when it has them
 
 
 def _short_history_limitation(found: ShortHistory) -> Bilingual:
@@ -165,7 +167,11 @@ def model_card(config: ExperimentConfig, facts: ModelFacts,
             () if facts.short_history is None
             else (_short_history_limitation(facts.short_history),))),
         known_biases=(*KNOWN_BIASES, audit_caveat), protected_inputs=protected_inputs(config),
-        fairness=verdict)
+        fairness=verdict,
+        **({} if facts.effects is None else {
+            "effects": facts.effects.effects, "allocation": facts.effects.allocation,
+            "allocation_judged_by": facts.effects.judged_by,
+            "confidence": facts.effects.confidence}))
 
 
 @dataclass(frozen=True)

@@ -291,7 +291,8 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
                                data_fingerprint=fingerprint, demo_data=demo,
                                test_as_of=results[-1].split.test_as_of.date(),
                                metrics=_card_metrics(results[-1]),
-                               short_history=history)
+                               short_history=history,
+                               effects=None if effects is None else effects.card())
             try:
                 audited = _fairness(config, data, results[-1], fitted[REGISTERED],
                                     scores[REGISTERED], test_mask, facts, folder, step,

@@ -21,12 +21,13 @@ from overblik.fairness._wording import (
     Bilingual,
     Language,
     attribute_label,
+    format_count,
     format_number,
     metric_label,
     text,
 )
 
-__all__ = ["CardFact", "CardSection", "ModelCard"]
+__all__ = ["CardFact", "CardSection", "ModelCard", "PolicyBenefit", "ProgrammeEffect"]
 
 B = Bilingual
 
@@ -70,6 +71,7 @@ _HEADINGS: dict[str, Bilingual] = {
     "cohort_outcome": B("Målgruppe og udfald", "Cohort and outcome"),
     "data_period": B("Data og periode", "Data and period"),
     "metrics": B("Nøgletal", "Metrics"),
+    "effects": B("Indsatsernes effekt (estimeret)", "Programme effects (estimated)"),
     "fairness": B("Fairness", "Fairness"),
     "limitations": B("Begrænsninger", "Limitations"),
     "known_biases": B("Kendte skævheder", "Known biases"),
@@ -96,7 +98,73 @@ _LABELS: dict[str, Bilingual] = {
     "config_hash": B("Konfigurations-hash", "Config hash"),
     "created": B("Oprettet", "Created"),
     "no_metrics": B("ingen nøgletal angivet", "no metrics given"),
+    "effects_intro": B(
+        "Versionen har effektmodeller, som /recommend og /allocate bruger: for hver indsats "
+        "det estimerede fald i sandsynligheden for udfaldet ({outcome}), hvis borgeren får "
+        "den, i gennemsnit over træningsrækkerne (ATE) med {confidence} %-interval. Et "
+        "negativt tal betyder, at udfaldet bliver mere sandsynligt.",
+        "The version has effect models, which /recommend and /allocate use: for each "
+        "programme the estimated fall in the probability of the outcome ({outcome}) if the "
+        "citizen gets it, on average over the training rows (ATE) with a {confidence}% "
+        "interval. A negative number means the outcome becomes more likely."),
+    "effect_value": B("{ate} [{low}; {high}]; {trimmed} af træningsrækkerne skåret fra; "
+                      "{places} pladser à {cost}",
+                      "{ate} [{low}; {high}]; {trimmed} of the training rows trimmed; "
+                      "{places} places at {cost} each"),
+    "effect_covers_zero": B(
+        "{programme}: intervallet omfatter 0, så data viser ikke, at indsatsen virker; "
+        "anbefalinger af den hviler på usikre tal.",
+        "{programme}: the interval includes 0, so the data do not show that the programme "
+        "works; recommending it rests on uncertain numbers."),
+    "effect_trimmed": B(
+        "{programme}: {trimmed} af træningsrækkerne er skåret fra, fordi de ikke ligner "
+        "nogen med og nogen uden indsatsen (dårligt overlap); effekten er kun lært af resten.",
+        "{programme}: {trimmed} of the training rows were trimmed because they resemble no "
+        "one with and no one without the programme (poor overlap); the effect is learned "
+        "from the rest only."),
+    "allocation": B(
+        "Fordeling af pladserne på testdatoen efter estimeret effekt: {effect_places} pladser, "
+        "gevinst {effect} (efter risiko: {risk_places} pladser, {risk}; tilfældigt: {random}), "
+        "bedømt ved {judged}. Gevinst er det samlede fald i antal forventede udfald.",
+        "Places allocated on the test date by estimated effect: {effect_places} places, "
+        "benefit {effect} (by risk: {risk_places} places, {risk}; at random: {random}), judged "
+        "by {judged}. Benefit is the total fall in the expected number of outcomes."),
+    "allocation_empty": B(
+        "Ingen borger har en estimeret effekt over 0, så en fordeling efter effekt lader "
+        "pladserne stå tomme.",
+        "No citizen has an estimated effect above 0, so allocating by effect leaves the "
+        "places empty."),
+    "judged_truth": B("de sande effekter (syntetiske data)", "the true effects (synthetic data)"),
+    "judged_doubly_robust": B("dobbelt-robuste scorer på testrækkerne",
+                              "doubly robust scores on the test rows"),
+    "judged_estimates": B("modellens egne estimater", "the model's own estimates"),
 }
+# A trimmed share from which the card says the effect is learned from the rest only.
+_TRIMMED_NOTE = 0.10
+
+
+@dataclass(frozen=True)
+class ProgrammeEffect:
+    """A programme's estimated average effect (a fall in the outcome's probability), its
+    interval, the share of training rows trimmed for poor overlap, and its places."""
+
+    programme: str
+    ate: float
+    ci_low: float
+    ci_high: float
+    trimmed_share: float
+    places: int
+    cost: float
+
+
+@dataclass(frozen=True)
+class PolicyBenefit:
+    """One allocation policy on the test date (``effect``, ``risk``, ``random``,
+    ``oracle``): its places and total benefit."""
+
+    policy: str
+    benefit: float
+    places: int
 
 
 @dataclass(frozen=True)
@@ -144,6 +212,10 @@ class ModelCard:
         Protected attributes the model uses as inputs (e.g. age); empty means none.
     fairness : Verdict or None
         The audit's verdict against the thresholds; None before the audit.
+    effects, allocation, allocation_judged_by, confidence
+        A version with effect models: each programme's average effect with its
+        ``confidence`` interval, and the allocation policies on the test date (judged by
+        ``truth``, ``doubly_robust`` or ``estimates``); empty without.
     """
 
     name: str
@@ -166,6 +238,10 @@ class ModelCard:
     known_biases: tuple[Bilingual, ...] = KNOWN_BIASES
     protected_inputs: tuple[str, ...] = ()
     fairness: Verdict | None = None
+    effects: tuple[ProgrammeEffect, ...] = ()
+    allocation: tuple[PolicyBenefit, ...] = ()
+    allocation_judged_by: str = ""
+    confidence: float = 0.95
 
     # A difference without an interval has NaN bounds: "NaN" strings keep the dict strict
     # JSON (MLflow, json.dumps(allow_nan=False)) and read back as NaN.
@@ -219,6 +295,7 @@ class ModelCard:
             CardSection("data_period", heading("data_period"), facts=tuple(period)),
             CardSection("metrics", heading("metrics"), facts=metrics,
                         paragraph="" if metrics else label("no_metrics")),
+            *self._effects_section(language, heading("effects"), label),
             self._fairness_section(language, heading("fairness"), label),
             CardSection("limitations", heading("limitations"),
                         bullets=tuple(t.pick(language) for t in self.limitations)),
@@ -232,6 +309,48 @@ class ModelCard:
                 CardFact(label("created"), self.created.isoformat(timespec="seconds")),
             )),
         )
+
+    def _effects_section(self, language: Language, heading: str, label: Any
+                         ) -> tuple[CardSection, ...]:
+        """What the board approves along with the risk model when the version has effect
+        models: the averages, whether they are told apart from 0, overlap, the places."""
+        if not self.effects:
+            return ()
+
+        def num(v: float) -> str:
+            return format_number(v, language, 4, sign=True)
+
+        def pct(v: float) -> str:  # Danish puts a space before %, English does not
+            space = "\u00a0" if language == "da" else ""
+            return f"{format_number(100 * v, language, 0)}{space}%"
+
+        facts, bullets = [], []
+        for e in self.effects:
+            facts.append(CardFact(e.programme, label(
+                "effect_value", ate=num(e.ate), low=num(e.ci_low), high=num(e.ci_high),
+                trimmed=pct(e.trimmed_share), places=format_count(e.places, language),
+                cost=format_number(e.cost, language, 0))))
+            if e.ci_low <= 0.0 <= e.ci_high:
+                bullets.append(label("effect_covers_zero", programme=e.programme))
+            if e.trimmed_share >= _TRIMMED_NOTE:
+                bullets.append(label("effect_trimmed", programme=e.programme,
+                                     trimmed=pct(e.trimmed_share)))
+        policies = {p.policy: p for p in self.allocation}
+        if {"effect", "risk", "random"} <= set(policies):
+            effect, risk = policies["effect"], policies["risk"]
+            bullets.append(label(
+                "allocation", effect_places=format_count(effect.places, language),
+                effect=format_number(effect.benefit, language, 1),
+                risk_places=format_count(risk.places, language),
+                risk=format_number(risk.benefit, language, 1),
+                random=format_number(policies["random"].benefit, language, 1),
+                judged=label(f"judged_{self.allocation_judged_by or 'estimates'}")))
+            if effect.places == 0:
+                bullets.append(label("allocation_empty"))
+        paragraph = label("effects_intro", outcome=self.outcome,
+                          confidence=format_number(100 * self.confidence, language, 0))
+        return (CardSection("effects", heading, paragraph=paragraph, facts=tuple(facts),
+                            bullets=tuple(bullets)),)
 
     def _fairness_section(self, language: Language, heading: str, label: Any) -> CardSection:
         inputs = ", ".join(attribute_label(a, language) for a in self.protected_inputs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -224,6 +225,25 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
     # The warnings the console prints are the run's.
     assert list(placement_run.effects_warnings) == summary["warnings"]
     assert "effects_family_support_test_autoc" in metrics
+    # The board approves the effect models with the risk model: the card states them, with
+    # the numbers of the run (it said nothing of them).
+    card = json.loads(mlflow.artifacts.load_text(
+        f"runs:/{placement_run.run_id}/fairness/model_card.json"))
+    [stated] = card["effects"]
+    ate = summary["programmes"]["family_support"]["ate"]
+    assert stated["programme"] == "family_support"
+    assert (stated["ate"], stated["ci_low"], stated["ci_high"]) == pytest.approx(
+        (ate["estimate"], ate["ci_low"], ate["ci_high"]))
+    assert stated["trimmed_share"] == pytest.approx(
+        summary["programmes"]["family_support"]["trimmed_share"])
+    assert {p["policy"]: p["benefit"] for p in card["allocation"]} == pytest.approx(
+        {r["policy"]: r["benefit"] for r in summary["allocation"]["policies"]})
+    assert card["allocation_judged_by"] == "doubly_robust"
+    for language, heading in (("da", "## Indsatsernes effekt (estimeret)"),
+                              ("en", "## Programme effects (estimated)")):
+        md = mlflow.artifacts.load_text(
+            f"runs:/{placement_run.run_id}/fairness/model_card_{language}.md")
+        assert heading in md and "family\\_support" in md
 
 
 def config_effects_bootstrap(name: str) -> int:

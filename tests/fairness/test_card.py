@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from overblik.fairness import Bilingual, FairnessThresholds, ModelCard, render_report
+from overblik.fairness._card import PolicyBenefit, ProgrammeEffect
 from tests.fairness.test_report import article, hand_audit, visible_text
 
 REQUIRED = {
@@ -90,6 +91,38 @@ def test_dict_form_is_strict_json_and_reads_back() -> None:
     assert again.to_dict() == data
     assert again.to_markdown("da") == original.to_markdown("da")
     assert again.fairness is not None and not again.fairness.passed
+
+
+def test_effect_models_are_stated_with_what_their_numbers_mean() -> None:
+    """A version with effect models: each programme's average with its interval; an
+    interval over 0, poor overlap and an allocation that places no one are said in words;
+    a version without has no such section."""
+    effects = (ProgrammeEffect("family_support", ate=-0.0127, ci_low=-0.0572, ci_high=0.0318,
+                               trimmed_share=0.48, places=100, cost=60.0),
+               ProgrammeEffect("mentor", ate=0.031, ci_low=0.012, ci_high=0.05,
+                               trimmed_share=0.02, places=30, cost=1500.0))
+    allocation = (PolicyBenefit("effect", 0.0, 0), PolicyBenefit("risk", -10.34, 100),
+                  PolicyBenefit("random", -13.29, 100))
+    with_effects = card(effects=effects, allocation=allocation,
+                        allocation_judged_by="doubly_robust")
+    da = with_effects.to_markdown("da").replace("\u00a0", " ")
+    en = with_effects.to_markdown("en").replace("\u00a0", " ")
+    headings = [line[3:] for line in en.splitlines() if line.startswith("## ")]
+    assert headings.index("Programme effects (estimated)") == headings.index("Metrics") + 1
+    assert ("- **family_support:** −0.0127 \\[−0.0572; +0.0318\\]; 48% of the training rows "
+            "trimmed; 100 places at 60 each") in en
+    assert ("- **family_support:** −0,0127 \\[−0,0572; +0,0318\\]; 48 % af "
+            "træningsrækkerne") in da
+    assert "family\\_support: the interval includes 0" in en
+    assert "mentor: the interval includes 0" not in en.replace("\\_", "_")
+    assert "family\\_support: 48% of the training rows were trimmed" in en
+    assert "mentor: 2%" not in en.replace("\\_", "_")
+    assert "by risk: 100 places, −10.3" in en and "doubly robust scores" in en
+    assert "leaves the places empty" in en and "lader pladserne stå tomme" in da
+    assert "intervallet omfatter 0" in da
+    again = ModelCard.from_dict(json.loads(json.dumps(with_effects.to_dict())))
+    assert again.effects == effects and again.allocation == allocation
+    assert "Programme effects" not in card().to_markdown("en")
 
 
 def test_from_dict_names_the_bad_field() -> None:
