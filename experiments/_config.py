@@ -214,6 +214,9 @@ class ExperimentConfig(_Section):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str
+    description_da: str | None = Field(
+        default=None, description="the description in Danish, for the model card's Danish "
+        "side (else it shows the description, marked as English only)")
     cohort: CohortName
     label: LabelConfig
     as_of: AsOfConfig
@@ -239,8 +242,12 @@ class ExperimentConfig(_Section):
 
     def config_hash(self) -> str:
         """A stable hash of the validated config (it tags every run)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True,
-                               separators=(",", ":"))
+        data = self.model_dump(mode="json")
+        # Added later: a file without it keeps the hash its trained versions are tagged
+        # with (the service refuses a version whose config no longer hashes to its tag).
+        if data["description_da"] is None:
+            del data["description_da"]
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def flat_params(self) -> dict[str, str]:

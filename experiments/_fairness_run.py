@@ -156,7 +156,10 @@ def model_card(config: ExperimentConfig, facts: ModelFacts,
         "accuracy and fairness can change over time and must be monitored.")
     return ModelCard(
         name=facts.name, version=facts.version, run_id=facts.run_id,
-        description=Bilingual(config.description.strip(), config.description.strip()),
+        description=Bilingual(
+            config.description_da.strip() if config.description_da else
+            f"(Beskrevet på engelsk i eksperimentfilen:) {config.description.strip()}",
+            config.description.strip()),
         cohort=config.cohort, outcome=config.label.outcome,
         horizon_days=config.label.horizon_days,
         as_of_dates=tuple(d.date() for d in config.as_of.dates()),

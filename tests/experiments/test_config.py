@@ -46,6 +46,24 @@ def test_hash_is_stable_and_changes_with_content() -> None:
     assert parse_experiment(changed, "c.yaml").config_hash() != a.config_hash()
 
 
+def test_a_danish_description_leaves_older_files_hashing_as_before() -> None:
+    """description_da came later: a file without it hashes as before it existed (the
+    service refuses a version whose config no longer hashes to its tag); with it, the
+    hash changes like any other content."""
+    import hashlib
+    import json
+
+    raw = _raw()
+    raw.pop("description_da", None)
+    config = parse_experiment(raw, "old.yaml")
+    before = {k: v for k, v in config.model_dump(mode="json").items() if k != "description_da"}
+    expected = hashlib.sha256(json.dumps(before, sort_keys=True, separators=(",", ":"))
+                              .encode()).hexdigest()[:16]
+    assert config.config_hash() == expected
+    danish = parse_experiment({**raw, "description_da": "Anbringelse af et barn"}, "new.yaml")
+    assert danish.config_hash() != expected
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [

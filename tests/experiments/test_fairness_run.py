@@ -149,6 +149,9 @@ def test_model_card_and_report_describe_the_run(trained: tuple[TrainResult, str]
         assert result.config_hash in card and result.data_fingerprint in card
         assert "`child_placement`" in card and "`children_in_families`" in card
     assert "Intended use" in en and "Tilsigtet brug" in da
+    # The description in each card's own language (the Danish card repeated the English).
+    assert "Anbringelse uden for hjemmet af et barn" in da and "Out-of-home placement" in en
+    assert "Out-of-home placement" not in da
     assert "Protected attributes used as inputs:** Age" in en  # age_years is an input
     assert "surveillance" in en  # the label-bias caveat
     html = _artifact(result.run_id, "fairness/report.html").read_text(encoding="utf-8")
