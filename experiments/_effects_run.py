@@ -315,7 +315,11 @@ def _allocation_metrics(comparison: PolicyComparison | None, allocation: Allocat
                 "allocation_cost": allocation.cost,
                 "allocation_expected_benefit": allocation.expected_benefit})
     if prices:
-        out.update({f"allocation_{k}": v for k, v in prices.items()})
+        # price_<constraint> is benefit given up; the others are benefits (under the
+        # constraint named, or none): allocation_max_access_gap read as a gap of 9.54.
+        out.update({f"allocation_{k}" if k.startswith("price_") else
+                    f"allocation_benefit_{'' if k == 'unconstrained' else 'with_'}{k}": v
+                    for k, v in prices.items()})
     return out
 
 

@@ -285,6 +285,15 @@ def test_benefit_experiment_trains_with_effects_and_allocation(municipality: Pat
     prices = summary["price_of_access_constraint"]
     assert prices["price_max_access_gap"] >= -1e-9
     assert prices["max_access_gap"] <= prices["unconstrained"] + 1e-9
+    # In MLflow the benefits say they are benefits (allocation_max_access_gap held the
+    # benefit under the constraint and read as a gap).
+    assert result.effects["allocation_benefit_with_max_access_gap"] == pytest.approx(
+        prices["max_access_gap"])
+    assert result.effects["allocation_benefit_unconstrained"] == pytest.approx(
+        prices["unconstrained"])
+    assert result.effects["allocation_price_max_access_gap"] == pytest.approx(
+        prices["price_max_access_gap"])
+    assert "allocation_max_access_gap" not in result.effects
     report = mlflow.artifacts.download_artifacts(
         run_id=result.run_id, artifact_path="fairness/report.html")
     html = Path(report).read_text(encoding="utf-8")
