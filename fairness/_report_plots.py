@@ -13,6 +13,7 @@ import io
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from overblik.fairness._audit import AuditResult
@@ -31,6 +32,7 @@ __all__ = ["figure_data_uri", "plot_disparities", "plot_group_calibration"]
 STATUS_COLOURS = {"fail": "#b03a2e", "uncertain": "#b9770e", "ok": "#1f3a5f",
                   "unknown": "#7f8c8d"}
 DISPARITY_METRICS = ("selection_rate", "tpr", "fpr", "ece")
+_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
 def figure_data_uri(fig: Figure, *, dpi: int = 100, tight: bool = False) -> str:
@@ -159,8 +161,12 @@ def plot_group_calibration(audit: AuditResult, language: Language, *,
         limit = min(1.0, 1.08 * high) if high > 0 else 1.0
         ax.plot([0, limit], [0, limit], color="grey", linestyle="--", linewidth=1,
                 label=text("calibration_perfect", language))
-        for group, predicted, observed in curves:
-            ax.plot(predicted, observed, marker="o", markersize=3.5, linewidth=1.2,
+        # Ten colours repeat from the 11th group (12 districts: D01 and D11 alike): tab20
+        # beyond ten, and a marker per group as well, so every curve is told apart.
+        palette = colormaps["tab10" if len(curves) <= 10 else "tab20"]
+        for i, (group, predicted, observed) in enumerate(curves):
+            ax.plot(predicted, observed, marker=_MARKERS[i % len(_MARKERS)], markersize=3.5,
+                    linewidth=1.2, color=palette(i % palette.N),
                     label=group_label(attribute, group, language))
         ax.set_xlim(0, limit)
         ax.set_ylim(0, limit)

@@ -310,9 +310,13 @@ _TEXT: dict[str, Bilingual] = {
     "disparities": B("Forskelle mellem grupper", "Differences between groups"),
     "disparities_intro": B(
         "Forskellen mellem hver gruppe og referencegruppen med {confidence} %-interval. Det "
-        "grønne bånd er den tilladte forskel; røde punkter er uden for grænsen.",
+        "grønne bånd er den tilladte forskel; røde punkter er uden for grænsen, orange punkter "
+        "er inden for den, men intervallet rækker ud over den (usikkert), og blå punkter er "
+        "inden for grænsen med hele intervallet.",
         "The difference between each group and its reference group with its {confidence}% "
-        "interval. The green band is the allowed difference; red points lie beyond the limit.",
+        "interval. The green band is the allowed difference; red points lie beyond the limit, "
+        "orange points within it but with an interval reaching beyond it (uncertain), and "
+        "blue points within it with their whole interval.",
     ),
     "disparity_axis_rate": B("forskel fra reference (procentpoint)",
                              "difference from reference (percentage points)"),

@@ -156,6 +156,8 @@ def plot_feature_importance(
     ax.set_yticks(np.arange(len(order)), [str(names[i]) for i in order], fontsize="small")
     ax.invert_yaxis()
     ax.set_xlabel("share of total importance" if total > 0 else "importance")
-    ax.set_title(title)
+    # Over the figure, not the axes: long feature names push the axes right, and a title
+    # centred over them was cut at the edge.
+    fig.suptitle(title)
     ax.grid(axis="x", alpha=0.3)
     return fig

@@ -333,3 +333,26 @@ def test_diagnostic_sections_appear_with_small_groups_suppressed() -> None:
     assert "tærskler pr. gruppe (ThresholdOptimizer)" in html
     assert "thresholds per group (ThresholdOptimizer)" in html
     assert sum(t.startswith("data:") for t in re.findall(r'src="([^"]*)"', html)) == 6
+
+
+def test_every_group_of_a_calibration_panel_is_told_apart() -> None:
+    """Twelve districts on a ten-colour cycle drew D01 and D11 (and D02 and D12) alike: each
+    curve now has its own colour and marker combination."""
+    from overblik.fairness import audit, plot_group_calibration
+
+    rng = np.random.default_rng(2)
+    n = 12_000
+    districts = np.array([f"D{i:02d}" for i in range(1, 13)])[rng.integers(0, 12, n)]
+    score = rng.uniform(size=n)
+    y = (rng.uniform(size=n) < score).astype(int)
+    result = audit(y, score, pd.DataFrame({"district": districts}), threshold=0.5, n_boot=0,
+                   intersections=False)
+    fig = plot_group_calibration(result, "en", min_count=20)
+    assert fig is not None
+    ax = fig.axes[0]
+    curves = [line for line in ax.get_lines() if not line.get_label().startswith("perfect")]
+    assert len(curves) == 12
+    looks = {(line.get_color() if isinstance(line.get_color(), str)
+              else tuple(line.get_color()), line.get_marker()) for line in curves}
+    assert len(looks) == 12
+    assert len({tuple(np.round(np.asarray(line.get_color()), 6)) for line in curves}) == 12

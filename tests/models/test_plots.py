@@ -60,5 +60,16 @@ def test_feature_importance_plot(tmp_path: Path) -> None:
     ticks = [t.get_text() for t in ax.get_yticklabels()]
     assert ticks[0] == "feature_39" and len(ticks) == 10
     assert _saved(fig, tmp_path / "importance.png") > 5_000
+    # Long names push the axes right: the title is the figure's, and inside the canvas
+    # (over the axes it was cut at the right edge: "LightGBM feature importance (gain").
+    long = [f"household__children_families__investigation__days_since_last_{i}d"
+            for i in range(40)]
+    title = "LightGBM feature importance (gain)"
+    fig = plot_feature_importance(long, np.arange(40.0), top=25, title=title)
+    assert fig.get_suptitle() == title
+    fig.canvas.draw()
+    [shown] = [t for t in fig.texts if t.get_text() == title]
+    box = shown.get_window_extent()
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
     with pytest.raises(ValueError, match="40 names but 3 importances"):
         plot_feature_importance(names, [1.0, 2.0, 3.0], title="x")
