@@ -40,6 +40,7 @@ from overblik.fairness._group_metrics import (
     wilson_interval,
 )
 from overblik.fairness._groups import (
+    SEP,
     GroupIndex,
     build_groups,
     check_aligned,
@@ -92,7 +93,10 @@ class GroupResult:
     n : int
         Rows in the group; 0 when suppressed (a small cell's size is not published).
     suppressed : bool
-        Fewer rows than the audit's ``min_count``.
+        Fewer rows than the audit's ``min_count``, or ``protects`` one.
+    protects : bool
+        Suppressed although large enough: shown, it would let a suppressed group's size and
+        rates be worked out by subtraction (complementary suppression).
     metrics : dict of str to Interval
         Every metric of ``METRICS``; empty when suppressed.
     """
@@ -102,6 +106,7 @@ class GroupResult:
     n: int
     suppressed: bool
     metrics: dict[str, Interval]
+    protects: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,7 @@ class AuditResult:
             "groups": [
                 {"attribute": g.attribute, "group": g.group,
                  "n": None if g.suppressed else g.n, "suppressed": g.suppressed,
+                 "protects": g.protects,
                  "metrics": {m: v.to_json() for m, v in g.metrics.items()}}
                 for g in self.groups
             ],
@@ -446,7 +452,8 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
     def interval(k: int, m: int) -> Interval:
         return Interval(float(point[k, m]), float(low[k, m]), float(high[k, m]))
 
-    suppressed = sizes < min_count
+    small = sizes < min_count
+    suppressed = _complementary(index, small, sizes, refs)
     groups: list[GroupResult] = []
     disparities: list[Disparity] = []
     calibration: list[CalibrationCurve] = []
@@ -457,7 +464,7 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
             hide = bool(suppressed[k])
             groups.append(GroupResult(
                 attribute=g.attribute, group=name, n=0 if hide else int(sizes[k]),
-                suppressed=hide,
+                suppressed=hide, protects=hide and not bool(small[k]),
                 metrics={} if hide else {m: interval(k, j) for j, m in enumerate(METRICS)}))
             if k in curves and not hide:
                 c = curves[k]
@@ -474,6 +481,47 @@ def audit(y_true: npt.ArrayLike, scores: npt.ArrayLike, sensitive: pd.DataFrame,
         calibration=tuple(calibration), min_count=int(min_count), n_boot=int(n_boot),
         confidence=float(confidence), seed=int(seed),
     )
+
+
+def _complementary(index: GroupIndex, small: npt.NDArray[np.bool_], sizes: FloatArray,
+                   refs: Mapping[str, int]) -> npt.NDArray[np.bool_]:
+    """``small`` plus the groups that would reveal a small one by subtraction.
+
+    An intersection's cells along one value of either attribute add up to that value's
+    group: where such a line hides exactly one cell, the others and the group give its size
+    and, through the rates, its counts
+    (origin & district: D12 minus Danish and descendants in D12 = 5 immigrants, 4 selected).
+    The line's smallest shown cell is hidden too, until no line hides exactly one; never
+    the reference cell (the comparisons need it). Attributes themselves are left alone:
+    hiding their next smallest group would take a whole group (400 descendants for 7
+    refugees) out of the audit, whose purpose is to compare groups; a group below
+    ``min_count`` can still be worked out from the total there (a known limit).
+    """
+    hidden = small.copy()
+    by_name = {g.attribute: g for g in index.groupings}
+    lines: list[tuple[npt.NDArray[np.int64], int]] = []  # (positions, reference)
+    for g in index.groupings[1:]:
+        if SEP not in g.attribute:
+            continue
+        ref = g.offset + refs[g.attribute]
+        first = np.zeros(len(g.names), dtype=np.int64)
+        first[g.codes] = np.arange(len(g.codes))  # a row of every cell (any one will do)
+        for part in g.attribute.split(SEP):
+            values = by_name[part].codes[first]
+            lines += [(g.offset + np.flatnonzero(values == v), ref)
+                      for v in np.unique(values)]
+    changed = True
+    while changed:
+        changed = False
+        for positions, ref in lines:
+            shown = positions[~hidden[positions]]
+            if len(positions) - len(shown) != 1:
+                continue
+            candidates = shown[shown != ref]
+            if len(candidates):
+                hidden[candidates[np.argmin(sizes[candidates])]] = True
+                changed = True
+    return hidden
 
 
 def _disparities(attribute: str, names: tuple[str, ...], offset: int, ref: int,

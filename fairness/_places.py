@@ -46,24 +46,32 @@ class PlacesReport:
     programmes: tuple[str, ...]
 
     def table(self) -> pd.DataFrame:
-        """One row per group; a suppressed group has ``n`` and every number missing."""
+        """One row per group; a suppressed group has ``n`` and every number missing, and a
+        share of fewer than ``min_count`` persons (its denominator) is missing."""
         records = []
         totals = {g.attribute: (sum(x.in_need for x in self.groups if x.attribute == g.attribute),
                                 sum(x.expected_to_benefit for x in self.groups
                                     if x.attribute == g.attribute),
                                 sum(x.places for x in self.groups if x.attribute == g.attribute))
                   for g in self.groups}
+        few = self.min_count
+
+        def share(part: int, whole: int) -> float:
+            # A share of fewer than min_count persons tells about individuals (1 of the 8
+            # children in need lives in D05): not shown, like a small group.
+            return np.nan if whole < few else _share(part, whole)
+
         for g in self.groups:
             need, benefit, places = totals[g.attribute]
             hidden = g.suppressed
             records.append({
                 "attribute": g.attribute, "group": g.group,
                 "n": pd.NA if hidden else g.n,
-                "need_share": np.nan if hidden else _share(g.in_need, need),
-                "benefit_share": np.nan if hidden else _share(g.expected_to_benefit, benefit),
-                "place_share": np.nan if hidden else _share(g.places, places),
-                "in_need_place_rate": np.nan if hidden else _share(g.places_in_need,
-                                                                   g.in_need),
+                "need_share": np.nan if hidden else share(g.in_need, need),
+                "benefit_share": np.nan if hidden else share(g.expected_to_benefit, benefit),
+                "place_share": np.nan if hidden else share(g.places, places),
+                "in_need_place_rate": np.nan if hidden else share(g.places_in_need,
+                                                                  g.in_need),
             })
         frame = pd.DataFrame.from_records(
             records, columns=["attribute", "group", "n", "need_share", "benefit_share",

@@ -270,7 +270,8 @@ def _page(language: Language, audit: AuditResult, verdict: Verdict,
         scope = text("places_scope", language,
                      programmes=", ".join(places.programmes) or "–",
                      places=format_count(places.total_places, language),
-                     in_need=format_count(places.total_in_need, language))
+                     in_need=format_count(places.total_in_need, language),
+                     min_count=places.min_count)
         sections.append(_frame_section(language, "places", places.table(), min_count,
                                        extra=scope))
     method = _Section(f"{language}-method", text("method", language), (_Paragraph(
@@ -402,9 +403,11 @@ def _groups_section(language: Language, audit: AuditResult, min_count: int,
             if g.group == reference:
                 label += f" ({text('reference_mark', language)})"
             if _suppressed(g, min_count):
-                rows.append((_Cell(label, css="group"), _Cell(f"< {min_count}", css="suppressed"),
-                             _Cell(text("suppressed", language, min_count=min_count),
-                                   css="suppressed", span=len(metrics))))
+                # A cell hidden to protect a smaller one is not small: say why instead.
+                size, why = ("–", text("suppressed_protects", language)) if g.protects else (
+                    f"< {min_count}", text("suppressed", language, min_count=min_count))
+                rows.append((_Cell(label, css="group"), _Cell(size, css="suppressed"),
+                             _Cell(why, css="suppressed", span=len(metrics))))
                 continue
             cells = [_Cell(label, css="group ref" if g.group == reference else "group"),
                      _Cell(format_count(g.n, language, rounded=bool(hidden)))]

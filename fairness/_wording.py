@@ -304,6 +304,9 @@ _TEXT: dict[str, Bilingual] = {
     ),
     "suppressed": B("undertrykt / suppressed (n < {min_count})",
                     "undertrykt / suppressed (n < {min_count})"),
+    "suppressed_protects": B(
+        "undertrykt for at beskytte en mindre krydsgruppe (ellers kunne den regnes ud)",
+        "suppressed to protect a smaller intersection (it could be worked out otherwise)"),
     "reference_mark": B("ref.", "ref."),
     "intersection_of": B("{first} × {second}", "{first} × {second}"),
     # Disparities
@@ -407,9 +410,11 @@ _TEXT: dict[str, Bilingual] = {
     ),
     "places_scope": B(
         "Tilbud: {programmes}; {places} pladser fordelt blandt testpersonerne uden tilbud på "
-        "testdatoen, {in_need} af dem med behov.",
+        "testdatoen, {in_need} af dem med behov. En andel af færre end {min_count} personer "
+        "vises ikke (–).",
         "Programmes: {programmes}; {places} places allocated among the test persons without a "
-        "programme at the test date, {in_need} of them in need.",
+        "programme at the test date, {in_need} of them in need. A share of fewer than "
+        "{min_count} persons is not shown (–).",
     ),
     # Card and method
     "card": B("Modelkort", "Model card"),

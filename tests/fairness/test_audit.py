@@ -18,7 +18,7 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import precision_score, roc_auc_score
 
-from overblik.fairness import METRICS, AuditResult, audit
+from overblik.fairness import METRICS, AuditResult, audit, render_report
 from overblik.fairness._groups import MAX_GROUPS
 from overblik.features import InputError
 from overblik.models import ece
@@ -218,12 +218,44 @@ def test_small_groups_are_suppressed_everywhere(cohort) -> None:
     doc = res.to_json()
     entry = next(e for e in doc["groups"] if e["group"] == "refugee")
     assert entry == {"attribute": "origin", "group": "refugee", "n": None, "suppressed": True,
-                     "metrics": {}}
+                     "protects": False, "metrics": {}}
     table = res.group_table()
     rows = table[table["group"] == "refugee"]
     assert rows["n"].isna().all() and rows["value"].isna().all() and rows["suppressed"].all()
     # Intersections with the small group are suppressed too.
     assert all(g.suppressed for g in res.groups if "refugee" in g.group.split("&"))
+
+
+def test_no_small_intersection_can_be_worked_out_by_subtraction() -> None:
+    """Immigrants in D12 are 5: shown, Danish and descendants in D12 and the D12 total gave
+    their size and, through the rates, how many were selected. Every line of a two-way
+    table (one district, or one origin) now hides none or at least two cells; the cells
+    hidden only for this say so; the attributes themselves are untouched."""
+    rng = np.random.default_rng(8)
+    n = 6000
+    origin = rng.choice(["danish", "descendant", "immigrant"], n, p=[0.8, 0.12, 0.08])
+    district = rng.choice(["D10", "D11", "D12"], n)
+    in_d12 = np.flatnonzero((district == "D12") & (origin == "immigrant"))
+    origin[in_d12[5:]] = "danish"  # 5 immigrants left in D12
+    sens = pd.DataFrame({"origin": origin, "district": district})
+    s = rng.uniform(size=n)
+    y = (rng.uniform(size=n) < s).astype(int)
+    res = audit(y, s, sens, threshold=0.5, n_boot=0, min_count=20,
+                reference={"origin": "danish", "district": "D10"})
+    cells = {g.group: g for g in res.groups if g.attribute == "origin&district"}
+    assert cells["immigrant&D12"].suppressed and not cells["immigrant&D12"].protects
+    for value, position in [(v, 0) for v in ("danish", "descendant", "immigrant")] + [
+            (v, 1) for v in ("D10", "D11", "D12")]:
+        line = [g for name, g in cells.items() if name.split("&")[position] == value]
+        assert sum(g.suppressed for g in line) != 1, value
+    protecting = [g for g in cells.values() if g.protects]
+    assert protecting and all(g.suppressed and g.n == 0 and g.metrics == {}
+                              for g in protecting)
+    assert not cells["danish&D10"].suppressed  # the reference stays
+    assert not any(g.suppressed for g in res.groups if "&" not in g.attribute)
+    html = render_report(res)
+    assert "suppressed to protect a smaller intersection" in html
+    assert "undertrykt for at beskytte en mindre krydsgruppe" in html
 
 
 def test_suppressed_reference_gives_no_disparities() -> None:
@@ -254,7 +286,7 @@ def test_json_follows_the_schema(result: AuditResult) -> None:
     assert doc["decision"] == "score >= 0.4" and doc["n"] == 4000 and doc["n_boot"] == 200
     assert set(doc["overall"]) == set(METRICS)
     g = doc["groups"][0]
-    assert set(g) == {"attribute", "group", "n", "suppressed", "metrics"}
+    assert set(g) == {"attribute", "group", "n", "suppressed", "protects", "metrics"}
     assert set(g["metrics"]) == set(METRICS)
     assert set(g["metrics"]["tpr"]) == {"value", "ci_low", "ci_high"}
     d = doc["disparities"][0]

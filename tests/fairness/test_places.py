@@ -44,6 +44,22 @@ def test_counts_and_shares_per_group() -> None:
     assert report.group("origin", "descendant").suppressed
 
 
+def test_a_share_of_a_few_persons_is_not_shown() -> None:
+    """Eight children in need in all: "D05 12.5 %" was one identifiable child. A share
+    whose denominator is below min_count is missing (the group stays, with its size)."""
+    district = np.array(["D01"] * 500 + ["D05"] * 500)
+    need = np.zeros(1000, dtype=bool)
+    need[[0, 1, 2, 3, 4, 5, 6, 500]] = True  # 7 in D01, 1 in D05
+    assignment = np.full(1000, -1)
+    assignment[:30] = 0  # 30 places, 7 of them to children in need
+    benefit = np.ones(1000, dtype=bool)
+    report = places_by_group(assignment, need, benefit, pd.DataFrame({"district": district}))
+    table = report.table().set_index("group")
+    assert table["need_share"].isna().all() and table["in_need_place_rate"].isna().all()
+    assert table.loc["D01", "place_share"] == pytest.approx(1.0)  # of 30 places: shown
+    assert table.loc["D05", "n"] == 500 and table.loc["D05", "benefit_share"] == 0.5
+
+
 def test_lengths_must_agree() -> None:
     assignment, need, benefit, sensitive = _planted()
     with pytest.raises(ValueError, match="one row per citizen"):
