@@ -99,8 +99,9 @@ def audit(
                 raise InputError(f"--threshold {threshold:g} selects {who} (the scores in "
                                  f"{data} range from {low:.4g} to {high:.4g}): choose a "
                                  "threshold inside that range")
-        from overblik.fairness import FairnessThresholds, write_report
+        from overblik.fairness import Bilingual, FairnessThresholds, write_report
         from overblik.fairness import audit as run_audit
+        from overblik.fairness._wording import format_count
 
         policy = FairnessThresholds(min_count=min_count)
         with removed_if_failed(out, _AUDIT_FILES), progress_bar("audit") as progress:
@@ -115,7 +116,11 @@ def audit(
                                                            ensure_ascii=False),
                                                 encoding="utf-8")
                 write_report(out / "report.html", result, thresholds=policy,
-                             title=f"Fairness-audit / fairness audit: {data.name}")
+                             title=Bilingual(f"Fairness-audit: {data.name}",
+                                             f"Fairness audit: {data.name}"),
+                             data=Bilingual(
+                                 f"alle {format_count(result.n, 'da')} rækker i {data.name}",
+                                 f"all {format_count(result.n, 'en')} rows of {data.name}"))
             progress("report", 1, 1)
         verdict = policy.evaluate(result)
     except InputError as exc:

@@ -41,6 +41,7 @@ from overblik.fairness._thresholds import DisparityCheck, FairnessThresholds, Ve
 from overblik.fairness._wording import (
     LANGUAGES,
     RATE_METRICS,
+    Bilingual,
     Language,
     attribute_label,
     format_bound,
@@ -149,8 +150,9 @@ def render_report(
     mitigation: MitigationReport | None = None,
     places: PlacesReport | None = None,
     thresholds: FairnessThresholds | None = None,
-    title: str | None = None,
+    title: str | Bilingual | None = None,
     generated: datetime | None = None,
+    data: Bilingual | None = None,
 ) -> str:
     """The fairness report as one self-contained HTML page (Danish and English).
 
@@ -168,10 +170,14 @@ def render_report(
         (:func:`~overblik.fairness._places.places_by_group`); adds a section.
     thresholds : FairnessThresholds, optional
         The policy the verdict is held against (default: ``FairnessThresholds()``).
-    title : str, optional
-        One title for both languages (default: "Fairness-rapport" / "Fairness report").
+    title : str or Bilingual, optional
+        The title, one for both languages or one per language (default:
+        "Fairness-rapport" / "Fairness report").
     generated : datetime, optional
         The time stamped on the page (default: now, UTC).
+    data : Bilingual, optional
+        What the metrics are computed on, for the method paragraph (default: the test
+        data, as in ``overblik train``).
 
     Returns
     -------
@@ -191,12 +197,15 @@ def render_report(
     pages = [
         _page(language, audit, verdict, policy, min_count=min_count, card=card,
               proxies=proxies, label_bias=label_bias, mitigation=mitigation,
-              places=places, tradeoff_uri=tradeoff, title=title, stamp=stamp)
+              places=places, tradeoff_uri=tradeoff,
+              title=title.pick(language) if isinstance(title, Bilingual) else title,
+              stamp=stamp, data=data)
         for language in LANGUAGES
     ]
+    whole = " / ".join(title.pick(lang) if isinstance(title, Bilingual) else text("title", lang)
+                       for lang in LANGUAGES) if not isinstance(title, str) else title
     return _environment().get_template("report.html.j2").render(
-        pages=pages, demo=bool(card and card.demo_data), title=title or " / ".join(
-            text("title", lang) for lang in LANGUAGES))
+        pages=pages, demo=bool(card and card.demo_data), title=whole)
 
 
 def write_report(
@@ -209,8 +218,9 @@ def write_report(
     mitigation: MitigationReport | None = None,
     places: PlacesReport | None = None,
     thresholds: FairnessThresholds | None = None,
-    title: str | None = None,
+    title: str | Bilingual | None = None,
     generated: datetime | None = None,
+    data: Bilingual | None = None,
 ) -> Path:
     """Render the report (see :func:`render_report`) and write it to ``path`` as UTF-8.
 
@@ -222,7 +232,7 @@ def write_report(
     target = Path(path)
     html = render_report(audit, card=card, proxies=proxies, label_bias=label_bias,
                          mitigation=mitigation, places=places, thresholds=thresholds,
-                         title=title, generated=generated)
+                         title=title, generated=generated, data=data)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(html, encoding="utf-8")
     return target
@@ -243,7 +253,8 @@ def _page(language: Language, audit: AuditResult, verdict: Verdict,
           policy: FairnessThresholds, *, min_count: int, card: ModelCard | None,
           proxies: ProxyReport | None, label_bias: LabelBiasReport | None,
           mitigation: MitigationReport | None, places: PlacesReport | None,
-          tradeoff_uri: str | None, title: str | None, stamp: str) -> _Page:
+          tradeoff_uri: str | None, title: str | None, stamp: str,
+          data: Bilingual | None = None) -> _Page:
     confidence = round(100 * audit.confidence)
     sections = [
         _overall_section(language, audit),
@@ -276,7 +287,8 @@ def _page(language: Language, audit: AuditResult, verdict: Verdict,
                                        extra=scope))
     method = _Section(f"{language}-method", text("method", language), (_Paragraph(
         text("method_text", language, n_boot=format_count(audit.n_boot, language),
-             confidence=confidence, min_count=min_count)),))
+             confidence=confidence, min_count=min_count,
+             data=data.pick(language) if data else text("test_data", language))),))
     facts: list[tuple[str, str]] = []
     if card is not None:
         facts.append((text("report_for", language),

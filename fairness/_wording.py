@@ -420,14 +420,14 @@ _TEXT: dict[str, Bilingual] = {
     "card": B("Modelkort", "Model card"),
     "method": B("Metode", "Method"),
     "method_text": B(
-        "Mål pr. gruppe er beregnet på testdata. Intervallerne er percentil-bootstrap med "
+        "Mål pr. gruppe er beregnet på {data}. Intervallerne er percentil-bootstrap med "
         "{n_boot} gentagelser ({confidence} %); for andele (fx TPR) mindst Wilsons interval "
         "og for deres forskelle mindst Newcombes, så en andel af få tilfælde aldrig ser sikker "
         "ud (2 ud af 2 giver 34–100 %, ikke 100–100 %). Forskelle er gruppe minus reference; "
         "forhold er "
         "gruppe divideret med reference. Krydsgrupper kombinerer to egenskaber. Grupper med "
         "færre end {min_count} personer vises aldrig med tal.",
-        "Metrics by group are computed on test data. The intervals are percentile bootstrap "
+        "Metrics by group are computed on {data}. The intervals are percentile bootstrap "
         "with {n_boot} resamples ({confidence}%); for rates (e.g. TPR) at least the Wilson "
         "interval, and for their differences at least Newcombe's, so a rate of few cases never "
         "looks certain (2 of 2 gives 34-100%, not 100-100%). Differences are group minus "
@@ -436,6 +436,8 @@ _TEXT: dict[str, Bilingual] = {
         "fewer than {min_count} persons are never shown with numbers.",
     ),
     "figure_missing": B("(ingen figur)", "(no figure)"),
+    "test_data": B("testdata (modellens testrækker på testdatoen)",
+                   "test data (the model's test rows on the test date)"),
     "yes": B("ja", "yes"),
     "no": B("nej", "no"),
     "unknown": B("ukendt", "unknown"),

@@ -78,6 +78,14 @@ def test_audit_writes_report_and_json(files: dict[str, Path], tmp_path: Path,
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.lstrip().lower().startswith("<!doctype html")
     assert 'lang="da"' in html and 'lang="en"' in html
+    # Each language its own title, and the method names the file, not "test data" (the
+    # page said "Fairness-audit / fairness audit" and "computed on test data" for any file).
+    name = files[fmt].name
+    da, en = html.split('lang="da"', 1)[1], html.split('lang="en"', 1)[1]
+    assert f"Fairness-audit: {name}" in da.split('lang="en"')[0]
+    assert f"Fairness audit: {name}" in en
+    assert "Fairness-audit / fairness audit" not in html and "test data" not in html
+    assert f"all {ROWS:,} rows of {name}".replace(",", "\u2009") in html
     doc = json.loads((out / "audit.json").read_text(encoding="utf-8"))
     for key in ("n", "decision", "min_count", "n_boot", "confidence", "overall", "groups",
                 "disparities"):
