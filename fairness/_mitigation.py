@@ -299,12 +299,31 @@ def compare_mitigations(
                             threshold=threshold)
 
 
-def plot_tradeoff(report: MitigationReport) -> Figure:
+_PLOT_WORDS: dict[str, tuple[str, str]] = {
+    "unmitigated": ("uden afbødning", "unmitigated"),
+    "as audited": ("som auditeret", "as audited"),
+    "difference": ("forskel i {criterion}", "{criterion} difference"),
+    "balanced_accuracy": ("balanceret træfsikkerhed", "balanced accuracy"),
+    "title": ("Afvejning ved afbødning efter {attribute} (TO tærskler pr. gruppe, "
+              "EG gentrænet med krav)",
+              "Mitigation trade-off by {attribute} (TO threshold optimizer, EG exponentiated "
+              "gradient)"),
+}
+
+
+def plot_tradeoff(report: MitigationReport, language: Literal["da", "en"] = "en") -> Figure:
     """Balanced accuracy against disparity, one panel per criterion, one point per option.
 
     Lower left is fair but weak, upper right strong but unequal; the unmitigated model is
-    the black square, the model as audited the red diamond.
+    the black square, the model as audited the red diamond. Words in ``language``.
     """
+    from overblik.fairness._wording import attribute_label, value_label
+
+    pick = 0 if language == "da" else 1
+
+    def words(key: str, **values: str) -> str:
+        return _PLOT_WORDS[key][pick].format(**values)
+
     k = len(report.criteria)
     fig = Figure(figsize=(4.2 * k, 3.6), layout="constrained")
     axes = fig.subplots(1, k, squeeze=False)[0]
@@ -319,12 +338,13 @@ def plot_tradeoff(report: MitigationReport) -> Figure:
                 ax.scatter([x], [y], marker="o" if o.method == "threshold_optimizer" else "^",
                            color="tab:blue" if o.criterion == criterion else "tab:gray",
                            zorder=2)
-            label = o.option if o.method in ("unmitigated", "as_audited") else \
-                f"{'TO' if o.method == 'threshold_optimizer' else 'EG'}: {o.criterion}"
+            label = words(o.option) if o.method in ("unmitigated", "as_audited") else \
+                f"{'TO' if o.method == 'threshold_optimizer' else 'EG'}: " \
+                f"{value_label(o.criterion, language).lower()}"
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.set_xlabel(f"{criterion.replace('_', ' ')} difference")
-        ax.set_ylabel("balanced accuracy")
+        ax.set_xlabel(words("difference", criterion=value_label(criterion, language).lower()))
+        ax.set_ylabel(words("balanced_accuracy"))
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Mitigation trade-off by {report.attribute} "
-                 "(TO threshold optimizer, EG exponentiated gradient)", fontsize=9)
+    fig.suptitle(words("title", attribute=attribute_label(report.attribute, language).lower()),
+                 fontsize=9)
     return fig

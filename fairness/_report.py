@@ -188,16 +188,16 @@ def render_report(
     verdict = policy.evaluate(audit)
     min_count = max(audit.min_count, policy.min_count)
     stamp = (generated or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    # The trade-off figure comes from the mitigation module in one language: render it once.
-    tradeoff = None
+    tradeoff: dict[Language, str] = {}
     if mitigation is not None:
         from overblik.fairness._mitigation import plot_tradeoff
 
-        tradeoff = figure_data_uri(plot_tradeoff(mitigation), tight=True)
+        tradeoff = {lang: figure_data_uri(plot_tradeoff(mitigation, lang), tight=True)
+                    for lang in LANGUAGES}
     pages = [
         _page(language, audit, verdict, policy, min_count=min_count, card=card,
               proxies=proxies, label_bias=label_bias, mitigation=mitigation,
-              places=places, tradeoff_uri=tradeoff,
+              places=places, tradeoff_uri=tradeoff.get(language),
               title=title.pick(language) if isinstance(title, Bilingual) else title,
               stamp=stamp, data=data)
         for language in LANGUAGES

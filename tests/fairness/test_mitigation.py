@@ -143,3 +143,17 @@ def test_a_group_with_one_outcome_is_refused_by_name(split: tuple) -> None:
     with pytest.raises(InputError, match=r"groups \['immigrant'\] have only one outcome"):
         compare_mitigations(model, X_tr, y_one, a_tr, X_te, y_te, a_te,
                             methods=("threshold_optimizer",), seed=0)
+
+
+def test_the_tradeoff_plot_speaks_the_pages_language(report: MitigationReport) -> None:
+    """The Danish page showed the English plot ("unmitigated", "balanced accuracy")."""
+    def words(fig: Figure) -> str:
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+        texts += [ax.get_xlabel() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes]
+        return " | ".join([*texts, fig.get_suptitle()])
+
+    da, en = words(plot_tradeoff(report, "da")), words(plot_tradeoff(report, "en"))
+    assert "uden afbødning" in da and "balanceret træfsikkerhed" in da
+    assert "herkomst" in da and "demografisk paritet" in da
+    assert "unmitigated" not in da and "balanced accuracy" not in da
+    assert "unmitigated" in en and "balanced accuracy" in en and "origin" in en
