@@ -25,6 +25,7 @@ from overblik.fairness._wording import (
     format_number,
     metric_label,
     text,
+    value_label,
 )
 
 __all__ = ["CardFact", "CardSection", "ModelCard", "PolicyBenefit", "ProgrammeEffect"]
@@ -82,6 +83,10 @@ _LABELS: dict[str, Bilingual] = {
     "outcome": B("Udfald", "Outcome"),
     "horizon": B("Horisont", "Horizon"),
     "horizon_value": B("{days} dage efter opgørelsesdatoen", "{days} days after the as-of date"),
+    "cohort_outcome_text": B("Modellen scorer {cohort} og forudsiger {outcome} inden for {days} "
+                             "dage efter opgørelsesdatoen.",
+                             "The model scores {cohort} and predicts {outcome} within {days} "
+                             "days of the as-of date."),
     "as_of": B("Opgørelsesdatoer", "As-of dates"),
     "as_of_value": B("{count} datoer, {first} til {last}", "{count} dates, {first} to {last}"),
     "test_as_of": B("Testdato", "Test as-of date"),
@@ -287,7 +292,11 @@ class ModelCard:
                                            (self.description, self.intended_use) if t)),
             CardSection("out_of_scope", heading("out_of_scope"),
                         bullets=tuple(t.pick(language) for t in self.out_of_scope)),
-            CardSection("cohort_outcome", heading("cohort_outcome"), facts=(
+            CardSection("cohort_outcome", heading("cohort_outcome"),
+                        paragraph=label("cohort_outcome_text",
+                                        cohort=value_label(self.cohort, language),
+                                        outcome=value_label(self.outcome, language),
+                                        days=self.horizon_days), facts=(
                 CardFact(label("cohort"), self.cohort, code=True),
                 CardFact(label("outcome"), self.outcome, code=True),
                 CardFact(label("horizon"), label("horizon_value", days=self.horizon_days)),
@@ -326,14 +335,16 @@ class ModelCard:
 
         facts, bullets = [], []
         for e in self.effects:
-            facts.append(CardFact(e.programme, label(
+            name = value_label(e.programme, language)
+            shown = e.programme if name == e.programme else f"{name} ({e.programme})"
+            facts.append(CardFact(shown, label(
                 "effect_value", ate=num(e.ate), low=num(e.ci_low), high=num(e.ci_high),
                 trimmed=pct(e.trimmed_share), places=format_count(e.places, language),
                 cost=format_number(e.cost, language, 0))))
             if e.ci_low <= 0.0 <= e.ci_high:
-                bullets.append(label("effect_covers_zero", programme=e.programme))
+                bullets.append(label("effect_covers_zero", programme=name))
             if e.trimmed_share >= _TRIMMED_NOTE:
-                bullets.append(label("effect_trimmed", programme=e.programme,
+                bullets.append(label("effect_trimmed", programme=name,
                                      trimmed=pct(e.trimmed_share)))
         policies = {p.policy: p for p in self.allocation}
         if {"effect", "risk", "random"} <= set(policies):

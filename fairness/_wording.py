@@ -114,6 +114,17 @@ _VALUES: dict[str, Bilingual] = {
                              "thresholds per group (ThresholdOptimizer)"),
     "exponentiated_gradient": B("gentrænet med fairness-krav (ExponentiatedGradient)",
                                 "retrained under a constraint (ExponentiatedGradient)"),
+    # Programmes (features._effects_data), cohorts and outcomes (features._cohorts).
+    "family_support": B("intensiv familiestøtte", "intensive family support"),
+    "mentor": B("mentorforløb", "mentor programme"),
+    "debt_counselling": B("gældsrådgivning", "debt counselling"),
+    "job_course": B("jobkursus", "job course"),
+    "children_in_families": B("børn under 18 år, der bor i kommunen",
+                              "children under 18 living in the municipality"),
+    "adults_on_benefit": B("voksne (18-64 år) på en ydelse", "adults (18-64) on a benefit"),
+    "child_placement": B("anbringelse uden for hjemmet", "out-of-home placement"),
+    "long_term_benefit": B("stadig på ydelse ved horisonten",
+                           "still on a benefit at the horizon"),
 }
 
 _ATTRIBUTES: dict[str, Bilingual] = {

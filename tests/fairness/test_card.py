@@ -109,14 +109,19 @@ def test_effect_models_are_stated_with_what_their_numbers_mean() -> None:
     en = with_effects.to_markdown("en").replace("\u00a0", " ")
     headings = [line[3:] for line in en.splitlines() if line.startswith("## ")]
     assert headings.index("Programme effects (estimated)") == headings.index("Metrics") + 1
-    assert ("- **family_support:** −0.0127 \\[−0.0572; +0.0318\\]; 48% of the training rows "
-            "trimmed; 100 places at 60 each") in en
-    assert ("- **family_support:** −0,0127 \\[−0,0572; +0,0318\\]; 48 % af "
-            "træningsrækkerne") in da
-    assert "family\\_support: the interval includes 0" in en
-    assert "mentor: the interval includes 0" not in en.replace("\\_", "_")
-    assert "family\\_support: 48% of the training rows were trimmed" in en
-    assert "mentor: 2%" not in en.replace("\\_", "_")
+    assert ("- **intensive family support (family_support):** −0.0127 \\[−0.0572; "
+            "+0.0318\\]; 48% of the training rows trimmed; 100 places at 60 each") in en
+    assert ("- **intensiv familiestøtte (family_support):** −0,0127 \\[−0,0572; +0,0318\\]; "
+            "48 % af træningsrækkerne") in da
+    assert "- intensive family support: the interval includes 0" in en
+    assert "mentor programme: the interval includes 0" not in en
+    assert "intensive family support: 48% of the training rows were trimmed" in en
+    assert "mentor programme: 2%" not in en
+    # Cohort and outcome in words, not only as codes.
+    assert "The model scores children under 18 living in the municipality and predicts " \
+           "out-of-home placement within 366 days" in en
+    assert "Modellen scorer børn under 18 år, der bor i kommunen og forudsiger anbringelse " \
+           "uden for hjemmet inden for 366 dage" in da
     assert "by risk: 100 places, −10.3" in en and "doubly robust scores" in en
     assert "leaves the places empty" in en and "lader pladserne stå tomme" in da
     assert "intervallet omfatter 0" in da
