@@ -243,7 +243,7 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
                               ("en", "## Programme effects (estimated)")):
         md = mlflow.artifacts.load_text(
             f"runs:/{placement_run.run_id}/fairness/model_card_{language}.md")
-        assert heading in md and "family\\_support" in md
+        assert heading in md and "(family_support):**" in md
 
 
 def config_effects_bootstrap(name: str) -> int:
