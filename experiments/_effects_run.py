@@ -196,10 +196,11 @@ def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSp
         feature_names=tuple(str(c) for c in data.X.columns),
         trained_until=max(split.train_as_of).date().isoformat())
     metrics = _average_metrics(model, data, train)
+    # The learner's own overlap warnings, as `overblik effects` gives them: the trimmed share
+    # (above 5 %), an arm left with too few rows, uneven weights (train had its own 10 %
+    # rule and dropped "only 13 treated rows remain after trimming").
     for p, report in effects.overlap_.items():
-        if report.trimmed_share > 0.1:
-            notes.append(f"{p}: {report.trimmed_share:.0%} of the training rows are outside "
-                         f"the propensity bounds {list(section.trim)} (poor overlap)")
+        notes += [f"{p}: {w.replace(' for treatment', '')}" for w in report.warnings]
     est, low, high = effects.effect_and_interval(X[test])
     risk = np.asarray(risk_model.predict_proba(data.X.loc[test])[:, 1], dtype=np.float64)
     figures: dict[str, Figure] = {}

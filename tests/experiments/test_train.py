@@ -222,8 +222,13 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
         "feature_stage_rounds": learner.final_rounds_}
     assert {r["policy"] for r in summary["allocation"]["policies"]} == {
         "effect", "risk", "random"}
-    # The warnings the console prints are the run's.
+    # The warnings the console prints are the run's, and hold every overlap warning of the
+    # learner (train kept only a trimmed share above 10 %, and dropped e.g. "only 13
+    # treated rows remain after trimming").
     assert list(placement_run.effects_warnings) == summary["warnings"]
+    assert model.effects.overlap_["family_support"].warnings  # the small data overlap poorly
+    for w in model.effects.overlap_["family_support"].warnings:
+        assert f"family_support: {w.replace(' for treatment', '')}" in summary["warnings"]
     assert "effects_family_support_test_autoc" in metrics
     # The board approves the effect models with the risk model: the card states them, with
     # the numbers of the run (it said nothing of them).
