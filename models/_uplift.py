@@ -297,9 +297,11 @@ def policy_value(score: npt.ArrayLike, scores: npt.ArrayLike | DRScores, *, budg
     """Doubly-robust value of treating the top ``budget`` share of rows by ``score``.
 
     ``value = mean(pi * gamma1 + (1 - pi) * gamma0)`` with ``pi`` = 1 for the top
-    ``round(budget * n)`` rows (ties broken by row order); the policy is taken as fixed
-    (learnt on other rows), so the standard errors are those of a mean of scores,
-    clustered by ``groups`` (at least 2 persons).
+    ``round(budget * n)`` rows; rows tied at the cut share its remaining places (``pi``
+    between 0 and 1: the policy that breaks the tie at random, on average; by row order a
+    constant score "beat" random by +0.19). The policy is taken as fixed (learnt on other
+    rows), so the standard errors are those of a mean of scores, clustered by ``groups``
+    (at least 2 persons).
 
     ``scores`` is :class:`DRScores`, or the pseudo-outcomes ``phi`` alone (as for
     :func:`rate`): then ``value``, which needs ``gamma0`` and ``gamma1``, is NaN.
@@ -312,18 +314,28 @@ def policy_value(score: npt.ArrayLike, scores: npt.ArrayLike | DRScores, *, budg
     if not 0.0 < budget <= 1.0:
         raise ValueError(f"budget={budget}: give the share of rows to treat, in (0, 1]")
     z_value(alpha)
-    phi, order, _ = _ranked(score, scores)
+    phi, order, block = _ranked(score, scores)
     n = len(phi)
     k = round(budget * n)
     pi = np.zeros(n)
     pi[order[:k]] = 1.0
+    if 0 < k < n and block[k - 1] == block[k]:  # the cut falls inside a tie block
+        tied = order[block == block[k - 1]]
+        pi[tied] = float(pi[tied].sum()) / len(tied)
     gain = pi * phi
     vs_random = (pi - k / n) * phi
-    treated = phi[pi == 1.0]
     g = None if groups is None else check_groups(groups, n, min_groups=2)
-    g_treated = None if g is None else g[pi == 1.0]
-    per_treated = (Interval.normal(float(treated.mean()), cluster_se(treated, g_treated), alpha)
-                   if k >= 2 else _NO_INTERVAL)
+    if k < 2:
+        per_treated = _NO_INTERVAL
+    elif np.isin(pi, (0.0, 1.0)).all():
+        treated = phi[pi == 1.0]
+        g_treated = None if g is None else g[pi == 1.0]
+        per_treated = Interval.normal(float(treated.mean()), cluster_se(treated, g_treated),
+                                      alpha)
+    else:  # shares of places: the mean per place is the gain scaled to the places
+        per_place = gain * (n / k)
+        per_treated = Interval.normal(float(per_place.mean()), cluster_se(per_place, g),
+                                      alpha)
     if isinstance(scores, DRScores):
         value = pi * scores.gamma1 + (1.0 - pi) * scores.gamma0
         value_iv = Interval.normal(float(value.mean()), cluster_se(value, g), alpha)
