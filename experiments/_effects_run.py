@@ -217,11 +217,16 @@ def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSp
             rows, values = found
             phi[rows, j] = values
     step("effects: allocating the places", total - 1, total)
+    # label: 1 = the bad outcome, as y in predictions/test_predictions.parquet (data.y is
+    # the good one, which the column held under the same name y); extrapolated_<p>: the
+    # citizen is unlike anyone in the training rows with (or without) the programme.
     frame = data.rows.loc[test, ["person_id", "as_of"]].reset_index(drop=True).assign(
-        programme=data.programme[test], y=data.y[test], risk=risk,
+        programme=data.programme[test], label=1 - data.y[test], risk=risk,
         **{f"effect_{p}": est[:, j] for j, p in enumerate(programmes)},
         **{f"ci_low_{p}": low[:, j] for j, p in enumerate(programmes)},
-        **{f"ci_high_{p}": high[:, j] for j, p in enumerate(programmes)})
+        **{f"ci_high_{p}": high[:, j] for j, p in enumerate(programmes)},
+        **{f"extrapolated_{p}": effects.learners_[p].is_trimmed(X[test])
+           for p in programmes})
     pool = data.programme[test] == CONTROL
     comparison = allocation = prices = places = None
     frame["allocated"] = ""

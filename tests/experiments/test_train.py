@@ -198,6 +198,12 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
         run_id=placement_run.run_id, artifact_path="effects/test_effects.parquet"))
     assert test["as_of"].nunique() == 1
     assert (test["ci_low_family_support"] <= test["effect_family_support"]).all()
+    # label is y of the risk model's test predictions (the column was y and held 1 - y).
+    preds = pd.read_parquet(mlflow.artifacts.download_artifacts(
+        run_id=placement_run.run_id, artifact_path="predictions/test_predictions.parquet"))
+    both = test.merge(preds[["person_id", "as_of", "y"]], on=["person_id", "as_of"])
+    assert len(both) == len(test) and (both["label"] == both["y"]).all() and both["y"].any()
+    assert "y" not in test.columns and test["extrapolated_family_support"].dtype == bool
     root = Path(mlflow.artifacts.download_artifacts(
         artifact_uri=f"models:/{placement_run.model_name}/{placement_run.model_version}"))
     model = EffectsModel.load(root / "artifacts" / EFFECTS_FILE)
