@@ -451,8 +451,9 @@ def estimate_effects(table: EffectsTable, *, trim: tuple[float, float] = (0.01, 
         "outcome_type": "binary" if binary else "numeric",
         "covariates": table.covariates,
         "method": (f"cross-fitted doubly-robust learner ({n_folds} folds, LightGBM "
-                   f"nuisances); individual intervals from {n_bootstrap} bootstrap fits of "
-                   "the effect model"),
+                   "nuisances); " + (f"individual bands from {n_bootstrap} bootstrap fits "
+                                     "of the effect model" if n_bootstrap else
+                                     "no individual intervals (--n-bootstrap 0)")),
         "alpha": alpha,
         "n": table.rows,
         "n_treated": int(table.T.sum()),
@@ -574,7 +575,7 @@ border-bottom: 1px solid #d5d8dc; }} img {{ max-width: 100%; }}
 </style></head><body>
 <h1>Effect of {html.escape(s['treatment'])} on {html.escape(s['outcome'])}</h1>
 <p>Data: <code>{html.escape(s['data'])}</code>. Method: {html.escape(s['method'])}.
-Intervals are {level} confidence intervals. Covariates: {covariates}.</p>
+The average effects' intervals are {level} confidence intervals. Covariates: {covariates}.</p>
 <table>{table}</table>
 <h2>Warnings</h2><ul class="warn">{warnings}</ul>
 <h2>Overlap</h2>
@@ -582,8 +583,12 @@ Intervals are {level} confidence intervals. Covariates: {covariates}.</p>
 occur; rows outside the dashed bounds are trimmed from the averages.</p>
 <img alt="Propensity histogram per arm" src="{overlap_png}">
 <h2>Individual effects</h2>
-<p>Estimated effect of each row (one per row in <code>cate.csv</code>, with intervals).
-These estimates assume every confounder is among the covariates.</p>
+<p>Estimated effect of each row (one per row in <code>cate.csv</code>). Its interval
+(<code>ci_low</code>, <code>ci_high</code>) is a {level} band of the effect model's variation
+over bootstrap fits: it shows how much the estimate moves with the data, not how far it may
+be from the true effect (a biased effect model keeps its bias in every fit), so it holds the
+true effect less often than {level} of the time. These estimates assume every confounder is
+among the covariates.</p>
 <img alt="Histogram of individual effects" src="{effect_png}">
 </body></html>
 """

@@ -116,6 +116,12 @@ def test_html_is_self_contained_with_both_plots(csv_run: Path) -> None:
     assert "individual effects" in images[1]
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from the net
     assert "Effect of treated on outcome" in page
+    # The individual intervals are named for what they are: a band of the effect model's
+    # variation (they held the true effect for 84 % of rows where "95% confidence
+    # intervals" promised 95 %).
+    assert "The average effects' intervals are 95% confidence intervals" in page
+    assert "95% band of the effect model's variation" in page
+    assert "Intervals are 95% confidence intervals" not in page
 
 
 def test_parquet_booleans_and_explicit_covariates(files: dict[str, Path],
