@@ -29,14 +29,21 @@ def plot_overlap(propensity: npt.ArrayLike, T: npt.ArrayLike, *,
     t = np.asarray(T).astype(bool)
     fig = Figure(figsize=(6.5, 3.6), layout="constrained")
     ax = fig.add_subplot()
-    bins = np.linspace(0.0, 1.0, 51).tolist()
+    # The axis spans the propensities (and the bounds), not always 0 to 1: a programme
+    # given to few has them all below 0.2, in five bins of a 0-1 axis.
+    finite = e[np.isfinite(e)]
+    low, high = ((float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0))
+    pad = max(0.02 * (high - low), 0.005)
+    low, high = max(0.0, low - pad), min(1.0, high + pad)
+    bins = np.linspace(low, high, 51).tolist()
     for mask, colour, name in ((~t, _UNTREATED, "untreated"), (t, _TREATED, "treated")):
         if mask.any():
             ax.hist(e[mask], bins=bins, density=True, alpha=0.55, color=colour,
                     label=f"{name} (n={int(mask.sum()):,})")
     for bound in trim:
-        if 0.0 < bound < 1.0:
+        if 0.0 < bound < 1.0 and low <= bound <= high:
             ax.axvline(bound, color=_ACCENT, linestyle="--", linewidth=1)
+    ax.set_xlim(low, high)
     ax.set_xlabel("estimated propensity P(treated | covariates)")
     ax.set_ylabel("density within arm")
     ax.set_title(title)
@@ -90,7 +97,8 @@ def plot_uplift_curves(curves: Mapping[str, tuple[npt.ArrayLike, npt.ArrayLike]]
     if end is not None:
         ax.plot([0.0, end[0]], [0.0, end[1]], color="#7f8c8d", linestyle="--",
                 label="random")
-    ax.set_xlabel("share of rows targeted (highest estimated effect first)")
+    # Each curve ranks by its own score (by estimated effect, by risk, ...).
+    ax.set_xlabel("share of rows targeted (each curve's ranking, highest first)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(frameon=False)

@@ -177,6 +177,12 @@ def test_plots_draw_curves_overlap_and_effects(trial: tuple[np.ndarray, DRScores
     overlap = plot_overlap(np.linspace(0.001, 0.999, 200), np.arange(200) % 2,
                            trim=(0.01, 0.99))
     assert len(overlap.axes[0].patches) > 0 and len(overlap.axes[0].get_lines()) == 2
+    # Propensities all below 0.2 fill the axis (they were five bins of a 0-1 axis).
+    rare = plot_overlap(np.linspace(0.02, 0.18, 200), np.arange(200) % 2, trim=(0.01, 0.99))
+    low, high = rare.axes[0].get_xlim()
+    assert 0.0 <= low < 0.02 and 0.18 < high < 0.2
+    assert len(rare.axes[0].get_lines()) == 0  # neither bound lies in that range
+    assert "each curve's ranking" in ax.get_xlabel()
     trimmed = np.arange(len(tau)) < 100
     effects = plot_effect_distribution(tau, ate=float(tau.mean()), trimmed=trimmed)
     labels = effects.axes[0].get_legend_handles_labels()[1]
