@@ -276,9 +276,11 @@ def _effects_table(config: ExperimentConfig, metrics: dict[str, float],
                    comparison: OracleComparison | None) -> Table:
     """Average effect per programme and, with the truth, PEHE and the allocation's share."""
     oracle = None if comparison is None else comparison.effects
-    table = Table(title="intervention effects (training rows; reduction of the bad outcome)")
-    for col in ("programme", "ATE [95% CI]", "naive", "trimmed", "Qini area (test)",
-                *(("PEHE", "PEHE const.") if oracle else ())):
+    # ATE, naive difference and trimming are of the training rows; Qini and PEHE of the
+    # test rows (the title said "training rows" for all of them).
+    table = Table(title="intervention effects (reduction of the bad outcome)")
+    for col in ("programme", "ATE [95% CI] (train)", "naive (train)", "trimmed (train)",
+                "Qini area (test)", *(("PEHE (test)", "PEHE const. (test)") if oracle else ())):
         table.add_column(col, justify="left" if col == "programme" else "right")
     assert config.effects is not None
     for p in config.effects.programmes:

@@ -174,3 +174,27 @@ def test_unknown_experiment_lists_shipped_ones() -> None:
 
 def test_resolve_by_name() -> None:
     assert resolve_experiment("child_placement") == experiments_dir() / "child_placement.yaml"
+
+
+def test_the_effects_table_says_which_rows_each_column_is_of() -> None:
+    """The title said "training rows" for every column; Qini area and PEHE are of the
+    test rows."""
+    from rich.console import Console
+
+    from overblik.experiments._cli import _effects_table
+
+    config = load_experiment(experiments_dir() / "long_term_benefit.yaml")
+    assert config.effects is not None
+    metrics: dict[str, float] = {}
+    for p in config.effects.programmes:
+        metrics.update({f"effects_{p}_ate": 0.01, f"effects_{p}_ate_ci_low": -0.02,
+                        f"effects_{p}_ate_ci_high": 0.04, f"effects_{p}_naive_difference": 0.1,
+                        f"effects_{p}_trimmed_share": 0.2, f"effects_{p}_test_qini_area": 0.003})
+    console = Console(width=200, record=True)
+    console.print(_effects_table(config, metrics, None))
+    text = console.export_text()
+    assert "training rows" not in text
+    for header in ("ATE [95% CI] (train)", "naive (train)", "trimmed (train)",
+                   "Qini area (test)"):
+        assert header in text
+    assert "+0.0030" in text and "20%" in text
