@@ -140,8 +140,13 @@ _LABELS: dict[str, Bilingual] = {
         "No citizen has an estimated effect above 0, so allocating by effect leaves the "
         "places empty."),
     "judged_truth": B("de sande effekter (syntetiske data)", "the true effects (synthetic data)"),
-    "judged_doubly_robust": B("dobbelt-robuste scorer på testrækkerne",
-                              "doubly robust scores on the test rows"),
+    "judged_doubly_robust": B(
+        "dobbelt-robuste scorer på testrækkerne (forbehold: testdatoens få borgere med "
+        "indsatsen giver en flad model af udfaldet med den, så fordeling efter risiko kan "
+        "se bedre ud, end den er)",
+        "doubly robust scores on the test rows (a caveat: the test date's few citizens with "
+        "the programme give a flat model of the outcome with it, so allocating by risk can "
+        "look better than it is)"),
     "judged_estimates": B("modellens egne estimater", "the model's own estimates"),
 }
 # A trimmed share from which the card says the effect is learned from the rest only.
