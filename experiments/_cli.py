@@ -296,8 +296,7 @@ def _effects_table(config: ExperimentConfig, metrics: dict[str, float],
         shares = ", ".join(f"{k} {v:.0%}" for k, v in oracle.allocation_share.items())
         table.caption = f"allocation of the places, share of the oracle's true benefit: {shares}"
     elif "allocation_benefit_effect" in metrics:
-        table.caption = ("allocation judged by held-out doubly-robust scores (may favour by "
-                         "risk: see the README): " + ", ".join(
+        table.caption = ("allocation judged by the test date's imputed effects: " + ", ".join(
             f"{k} {metrics[f'allocation_benefit_{k}']:+.2f}" for k in ("effect", "risk",
                                                                         "random")))
     return table

@@ -147,6 +147,11 @@ _LABELS: dict[str, Bilingual] = {
         "doubly robust scores on the test rows (a caveat: the test date's few citizens with "
         "the programme give a flat model of the outcome with it, so allocating by risk can "
         "look better than it is)"),
+    "judged_imputed": B(
+        "testborgernes observerede udfald mod det, modellen af borgere med indsatsen "
+        "forudsiger for dem (lært på træningsrækkerne)",
+        "the test citizens' observed outcome against the one the model of citizens with "
+        "the programme predicts for them (learnt on the training rows)"),
     "judged_estimates": B("modellens egne estimater", "the model's own estimates"),
 }
 # A trimmed share from which the card says the effect is learned from the rest only.

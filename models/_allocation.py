@@ -593,13 +593,15 @@ class PolicyComparison:
 
     ``benefit[name]`` is the total benefit of the policy's places under ``judged_by``
     effects: the truth on synthetic data; doubly-robust scores of held-out rows (unbiased
-    per row, noisy); or the estimates themselves, which flatters the estimate-based policy.
+    per row, noisy); imputed effects of held-out untreated rows (the outcome predicted with
+    the programme by models fitted on other rows, minus the outcome observed without it);
+    or the estimates themselves, which flatters the estimate-based policy.
     ``share_of_oracle`` is set when the truth is known.
     """
 
     benefit: dict[str, float]
     places: dict[str, int]
-    judged_by: Literal["truth", "doubly_robust", "estimates"]
+    judged_by: Literal["truth", "doubly_robust", "imputed", "estimates"]
 
     @property
     def share_of_oracle(self) -> dict[str, float]:
@@ -621,6 +623,7 @@ def compare_policies(estimated: npt.ArrayLike, *, places: npt.ArrayLike, costs: 
                      budget: float, risk: npt.ArrayLike | None = None,
                      true_effects: npt.ArrayLike | None = None,
                      judge: npt.ArrayLike | None = None,
+                     judge_kind: Literal["doubly_robust", "imputed"] = "doubly_robust",
                      random_state: int = 0) -> PolicyComparison:
     """Allocate by estimated effect, by risk, at random and (with the truth) as the oracle.
 
@@ -637,16 +640,18 @@ def compare_policies(estimated: npt.ArrayLike, *, places: npt.ArrayLike, costs: 
     judge : array-like of shape (n, m), optional
         Without the truth: what judges the policies instead of the estimates, e.g. the
         doubly-robust scores of held-out rows (each row's score per programme).
+    judge_kind : {"doubly_robust", "imputed"}, default "doubly_robust"
+        What ``judge`` holds (see :class:`PolicyComparison`).
     random_state : int, default 0
     """
     est = _check_effects(estimated, "estimated")
     n = len(est)
-    judged_by: Literal["truth", "doubly_robust", "estimates"] = "estimates"
+    judged_by: Literal["truth", "doubly_robust", "imputed", "estimates"] = "estimates"
     judging = est
     if true_effects is not None:
         judged_by, judging = "truth", _check_effects(true_effects, "true_effects")
     elif judge is not None:
-        judged_by, judging = "doubly_robust", _check_effects(judge, "judge")
+        judged_by, judging = judge_kind, _check_effects(judge, "judge")
     if judging.shape != est.shape:
         raise ValueError(f"the effects judging the policies have shape {judging.shape}, the "
                          f"estimates {est.shape}: give one value per citizen and programme")

@@ -493,6 +493,14 @@ class DRLearner(BaseEstimator):
         _, low, high = self.effect_and_interval(X, alpha)
         return low, high
 
+    def treated_outcome(self, X: Matrix) -> FloatArray:
+        """``E[Y | X, T = 1]`` of new rows: the mean of the fold outcome models of the
+        treated (fitted on the training rows)."""
+        Xa = predict_inputs(self, X)
+        out: FloatArray = np.mean([predict_outcome(f.outcome1, Xa) for f in self.folds_],
+                                  axis=0)
+        return out
+
     def propensity(self, X: Matrix) -> FloatArray:
         """``P(T = 1 | X)`` of new rows: the mean of the fold propensity models."""
         Xa = predict_inputs(self, X)

@@ -221,7 +221,22 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
     assert int(places.places_used.sum()) <= 10
     # Family support is evaluated on the test date: the policies are compared there.
     summary = mlflow.artifacts.load_dict(f"runs:/{placement_run.run_id}/effects/summary.json")
-    assert summary["allocation"]["judged_by"] == "doubly_robust"
+    # Judged by imputed effects (held-out DR scores of the untreated pool favoured risk):
+    # the effect policy's benefit is the learner's treated outcome minus the observed one,
+    # summed over the citizens it placed.
+    assert summary["allocation"]["judged_by"] == "imputed"
+    keys = data.rows[["person_id", "as_of"]].astype({"person_id": str}).assign(
+        as_of=lambda f: pd.to_datetime(f["as_of"]).astype("datetime64[ns]"),
+        position=np.arange(len(data.rows)))
+    placed = test[test["allocated"] != ""].astype({"person_id": str}).assign(
+        as_of=lambda f: pd.to_datetime(f["as_of"]).astype("datetime64[ns]")).merge(
+        keys, on=["person_id", "as_of"])
+    assert len(placed) == int((test["allocated"] != "").sum()) > 0
+    imputed = learner.treated_outcome(data.X.iloc[placed["position"].to_numpy()]) - (
+        1 - placed["label"].to_numpy())
+    by_effect = next(r for r in summary["allocation"]["policies"] if r["policy"] == "effect")
+    assert by_effect["places"] == len(placed)
+    assert by_effect["benefit"] == pytest.approx(float(imputed.sum()), rel=1e-6)
     # What cross-validation chose for the effect model, for the analyst comparing runs.
     assert summary["programmes"]["family_support"]["effect_model"] == {
         "risk_basis": learner.risk_basis_, "risk_penalty": learner.risk_penalty_,
@@ -249,7 +264,7 @@ def test_effect_models_travel_with_the_registered_version(placement_run: TrainRe
         summary["programmes"]["family_support"]["trimmed_share"])
     assert {p["policy"]: p["benefit"] for p in card["allocation"]} == pytest.approx(
         {r["policy"]: r["benefit"] for r in summary["allocation"]["policies"]})
-    assert card["allocation_judged_by"] == "doubly_robust"
+    assert card["allocation_judged_by"] == "imputed"
     for language, heading in (("da", "## Indsatsernes effekt (estimeret)"),
                               ("en", "## Programme effects (estimated)")):
         md = mlflow.artifacts.load_text(

@@ -125,6 +125,9 @@ def test_effect_models_are_stated_with_what_their_numbers_mean() -> None:
     assert "by risk: 100 places, −10.3" in en and "doubly robust scores" in en
     assert "leaves the places empty" in en and "lader pladserne stå tomme" in da
     assert "intervallet omfatter 0" in da
+    imputed = dataclasses.replace(with_effects, allocation_judged_by="imputed")
+    assert "the one the model of citizens with the programme predicts" in imputed.to_markdown(
+        "en").replace("\u00a0", " ")
     again = ModelCard.from_dict(json.loads(json.dumps(with_effects.to_dict())))
     assert again.effects == effects and again.allocation == allocation
     assert "Programme effects" not in card().to_markdown("en")

@@ -163,6 +163,9 @@ def test_policies_judged_by_another_set_of_effects() -> None:
     comparison = compare_policies(e, places=p["places"], costs=p["costs"], budget=p["budget"],
                                   risk=e.max(axis=1), judge=judge)
     assert comparison.judged_by == "doubly_robust"
+    imputed = compare_policies(e, places=p["places"], costs=p["costs"], budget=p["budget"],
+                               risk=e.max(axis=1), judge=judge, judge_kind="imputed")
+    assert imputed.judged_by == "imputed" and imputed.benefit == comparison.benefit
     assert "oracle" not in comparison.benefit and comparison.share_of_oracle == {}
     chosen = allocate(e, places=p["places"], costs=p["costs"], budget=p["budget"]).assignment
     assert comparison.benefit["effect"] == pytest.approx(allocation_benefit(chosen, judge))

@@ -326,3 +326,19 @@ def test_the_effects_average_to_the_ate_over_the_kept_rows() -> None:
     np.testing.assert_allclose(mean, effect)
     assert (low <= mean).all() and (mean <= high).all()
     np.testing.assert_allclose(learner.effect_contributions(X).sum(axis=1), effect, atol=1e-9)
+
+
+def test_treated_outcome_is_the_outcome_model_of_the_treated() -> None:
+    """What judges an allocation of untreated citizens: E[Y | X, T = 1] from the training
+    rows' fold models, close to the truth where the treated are many enough."""
+    rng = np.random.default_rng(6)
+    n = 4000
+    X = rng.normal(size=(n, 3))
+    t = (rng.uniform(size=n) < 1 / (1 + np.exp(-X[:, 0]))).astype(int)
+    y = 2.0 * X[:, 1] + t * (1.0 + X[:, 2]) + rng.normal(scale=0.5, size=n)
+    learner = DRLearner(n_bootstrap=0, random_state=0).fit(X, t, y)
+    new = rng.normal(size=(500, 3))
+    predicted = learner.treated_outcome(new)
+    truth = 2.0 * new[:, 1] + 1.0 + new[:, 2]
+    assert np.corrcoef(predicted, truth)[0, 1] > 0.95
+    assert np.abs(predicted - truth).mean() < 0.3
