@@ -36,7 +36,7 @@ from matplotlib.figure import Figure
 from overblik.experiments._config import ExperimentConfig
 from overblik.experiments._effects_file import strict_json
 from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
-from overblik.fairness._card import PolicyBenefit, ProgrammeEffect
+from overblik.fairness._card import CardEffects, PolicyBenefit, ProgrammeEffect
 from overblik.fairness._places import PlacesReport, places_by_group
 from overblik.features._effects_data import CONTROL, EffectsDataset, build_effects_dataset
 from overblik.features._errors import InputError
@@ -64,16 +64,6 @@ __all__ = ["EFFECTS_ARTIFACTS", "EffectsRun", "log_effects", "run_effects"]
 ProgressFn = Callable[[str, int, int], None]
 EFFECTS_ARTIFACTS = "effects"
 MIN_ARM_ROWS = 10  # held-out rows per arm below which a programme's ranking is not evaluated
-
-
-@dataclass(frozen=True)
-class CardEffects:
-    """The effect models as the model card states them (see :class:`ModelCard`)."""
-
-    effects: tuple[ProgrammeEffect, ...]
-    allocation: tuple[PolicyBenefit, ...]
-    judged_by: str
-    confidence: float
 
 
 @dataclass(frozen=True)
@@ -201,7 +191,8 @@ def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSp
     # rule and dropped "only 13 treated rows remain after trimming").
     for p, report in effects.overlap_.items():
         notes += [f"{p}: {w.replace(' for treatment', '')}" for w in report.warnings]
-    est, low, high = effects.effect_and_interval(X[test])
+    X_test = X[test]  # one copy of the test rows for every use below
+    est, low, high = effects.effect_and_interval(X_test)
     risk = np.asarray(risk_model.predict_proba(data.X.loc[test])[:, 1], dtype=np.float64)
     figures: dict[str, Figure] = {}
     for j, p in enumerate(programmes):
@@ -221,7 +212,7 @@ def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSp
         **{f"effect_{p}": est[:, j] for j, p in enumerate(programmes)},
         **{f"ci_low_{p}": low[:, j] for j, p in enumerate(programmes)},
         **{f"ci_high_{p}": high[:, j] for j, p in enumerate(programmes)},
-        **{f"extrapolated_{p}": effects.learners_[p].is_trimmed(X[test])
+        **{f"extrapolated_{p}": effects.learners_[p].is_trimmed(X_test)
            for p in programmes})
     pool = data.programme[test] == CONTROL
     comparison = allocation = prices = places = None
@@ -255,7 +246,7 @@ def run_effects(config: ExperimentConfig, tables: EventTables, split: TemporalSp
         # scored high whatever the programme does (bench, benefit programmes: by risk 440
         # against 15 by effect where the truth said 35 against 75; imputed: 19 against 109,
         # by random 75 against the truth's 51).
-        pool_X = X[test][pool]
+        pool_X = X_test[pool]
         judge = np.column_stack([effects.learners_[p].treated_outcome(pool_X)
                                  for p in programmes]) - data.y[test][pool][:, None]
         comparison = compare_policies(est[pool], risk=risk[pool], judge=judge,

@@ -18,7 +18,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,12 +32,12 @@ from overblik.experiments._approval import FAIRNESS_PASSED
 from overblik.experiments._config import ExperimentConfig
 from overblik.experiments._tracking import resume_run
 from overblik.experiments._trainable import ShortHistory
+from overblik.fairness._card import CardEffects
 from overblik.features._errors import InputError
 
 if TYPE_CHECKING:
     from sklearn.base import BaseEstimator
 
-    from overblik.experiments._effects_run import CardEffects
     from overblik.fairness import (
         AuditResult,
         FairnessThresholds,
@@ -113,7 +113,8 @@ class ModelFacts:
     test_as_of: date
     metrics: Mapping[str, float]
     short_history: ShortHistory | None = None  # early as-of dates with less history
-    effects: CardEffects | None = None  # the version's effect models, when it has them
+    # Empty when the version has no effect models.
+    effects: CardEffects = field(default_factory=CardEffects)
 
 
 def _short_history_limitation(found: ShortHistory) -> Bilingual:
@@ -170,11 +171,8 @@ def model_card(config: ExperimentConfig, facts: ModelFacts,
             () if facts.short_history is None
             else (_short_history_limitation(facts.short_history),))),
         known_biases=(*KNOWN_BIASES, audit_caveat), protected_inputs=protected_inputs(config),
-        fairness=verdict,
-        **({} if facts.effects is None else {
-            "effects": facts.effects.effects, "allocation": facts.effects.allocation,
-            "allocation_judged_by": facts.effects.judged_by,
-            "confidence": facts.effects.confidence}))
+        fairness=verdict, effects=facts.effects.effects, allocation=facts.effects.allocation,
+        allocation_judged_by=facts.effects.judged_by, confidence=facts.effects.confidence)
 
 
 @dataclass(frozen=True)

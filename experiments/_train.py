@@ -39,6 +39,7 @@ from overblik.experiments._trainable import (
     describe_short_history,
     short_history,
 )
+from overblik.fairness._card import CardEffects
 from overblik.fairness._places import PlacesReport
 from overblik.features._cohorts import cohort, label
 from overblik.features._feature_spec import FeatureDef, parse_feature_spec
@@ -292,7 +293,7 @@ def train(config: ExperimentConfig, *, clean: Path, tracking_uri: str | None = N
                                test_as_of=results[-1].split.test_as_of.date(),
                                metrics=_card_metrics(results[-1]),
                                short_history=history,
-                               effects=None if effects is None else effects.card())
+                               effects=CardEffects() if effects is None else effects.card())
             try:
                 audited = _fairness(config, data, results[-1], fitted[REGISTERED],
                                     scores[REGISTERED], test_mask, facts, folder, step,

@@ -28,7 +28,8 @@ from overblik.fairness._wording import (
     value_label,
 )
 
-__all__ = ["CardFact", "CardSection", "ModelCard", "PolicyBenefit", "ProgrammeEffect"]
+__all__ = ["CardEffects", "CardFact", "CardSection", "ModelCard", "PolicyBenefit",
+           "ProgrammeEffect"]
 
 B = Bilingual
 
@@ -183,6 +184,17 @@ class PolicyBenefit:
 
 
 @dataclass(frozen=True)
+class CardEffects:
+    """A version's effect models as its card states them (see :class:`ModelCard`); empty
+    for a version without them."""
+
+    effects: tuple[ProgrammeEffect, ...] = ()
+    allocation: tuple[PolicyBenefit, ...] = ()
+    judged_by: str = ""
+    confidence: float = 0.95
+
+
+@dataclass(frozen=True)
 class CardFact:
     """One labelled value; ``code`` values (hashes, ids) are shown verbatim in monospace."""
 
@@ -230,7 +242,7 @@ class ModelCard:
     effects, allocation, allocation_judged_by, confidence
         A version with effect models: each programme's average effect with its
         ``confidence`` interval, and the allocation policies on the test date (judged by
-        ``truth``, ``doubly_robust`` or ``estimates``); empty without.
+        ``truth``, ``doubly_robust``, ``imputed`` or ``estimates``); empty without.
     """
 
     name: str

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from overblik.models._effects import z_value
 from overblik.models._metrics import ece
 
 __all__ = [
@@ -88,9 +89,7 @@ def wilson_interval(num: FloatArray, den: FloatArray, confidence: float
     Unlike a bootstrap percentile interval it does not shrink to a point at 0 or 1: two
     cases of two give [34 %, 100 %] at 95 %, not [100 %, 100 %].
     """
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + confidence / 2.0))
+    z = z_value(1.0 - confidence)
     with np.errstate(divide="ignore", invalid="ignore"):
         p = num / den
         centre = (p + z * z / (2 * den)) / (1 + z * z / den)

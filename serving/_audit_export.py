@@ -30,6 +30,7 @@ from typing import IO, Any, Literal, get_args
 from overblik.experiments._tracking import SQLITE_HEADER, file_header
 from overblik.features._errors import InputError
 from overblik.features._pseudonym import PseudonymKey, pseudonymise_one
+from overblik.features._readers import PARQUET_MAGIC
 from overblik.serving._auditlog import AuditLog, StoredEntry, Verification
 from overblik.serving._cpr import check_cpr
 from overblik.serving._routes import ROUTES
@@ -305,7 +306,7 @@ def _output(out: Path | None, stream: IO[str] | None) -> Iterator[IO[str]]:
         raise InputError(f"--out {out} is a folder: give a file name, e.g. {out / 'audit.jsonl'}")
     if out.is_file():
         head = file_header(out)
-        if head == SQLITE_HEADER or head[:4] == b"PAR1":
+        if head == SQLITE_HEADER or head.startswith(PARQUET_MAGIC):
             # e.g. the store itself: replacing it would lose the keys and the audit log.
             raise InputError(f"--out {out} is a database or data file (perhaps the store "
                              "itself), which the export would replace: give a new file name")
