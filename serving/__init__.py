@@ -13,13 +13,20 @@ from overblik.serving._audit_export import (
     ExportResult,
     export_audit_log,
 )
-from overblik.serving._auditlog import AuditEntry, AuditLog, StoredEntry, Verification
+from overblik.serving._auditlog import (
+    AuditEntry,
+    AuditLog,
+    DecisionCheck,
+    StoredEntry,
+    Verification,
+)
 from overblik.serving._cpr import CPR_IN_TEXT, check_cpr, contains_cpr, cpr_birth_date
 from overblik.serving._database import Database, open_database
 from overblik.serving._effects import EffectsScorer
-from overblik.serving._engine import NOTICE, ApiError, RequestRecord, ScoringEngine
+from overblik.serving._engine import NOTICE, RequestRecord, ScoringEngine
 from overblik.serving._keys import ROLES, ApiKey, KeyStore, Role
 from overblik.serving._model import ServedModel, StartupError, load_served_model
+from overblik.serving._problems import ApiError
 from overblik.serving._profile_store import (
     ProfileStore,
     ProfileStoreMeta,
@@ -63,6 +70,7 @@ __all__ = [
     "BatchRequest",
     "BatchResponse",
     "Database",
+    "DecisionCheck",
     "EffectsScorer",
     "ExplainRequest",
     "ExplainResponse",

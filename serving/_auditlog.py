@@ -24,13 +24,15 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from overblik.serving._database import Database, Table
+from overblik.serving._database import Cursor, Database, Table
+from overblik.serving._problems import ApiError
 
-__all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditWriter", "StoredEntry", "Verification"]
+__all__ = ["GENESIS", "AuditEntry", "AuditLog", "AuditWriter", "DecisionCheck", "StoredEntry",
+           "Verification"]
 
 GENESIS = "0" * 64
 _LOCK_ID = 7_441_105_530  # advisory lock key of the audit chain (any fixed bigint)
@@ -94,12 +96,14 @@ class AuditEntry:
     pseudonyms: tuple[str, ...] = ()
     summary: dict[str, Any] = field(default_factory=dict)
     at: str = field(default_factory=utc_now)
+    # Not stored: a decision's condition on the log, checked again where it is appended.
+    check: DecisionCheck | None = field(default=None, compare=False)
 
     def content(self) -> dict[str, Any]:
         """The hashed fields, JSON-ready."""
-        data = asdict(self)
+        data = {k: getattr(self, k) for k in _CONTENT}
         data["pseudonyms"] = list(self.pseudonyms)
-        return {k: data[k] for k in _CONTENT}
+        return data
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,50 @@ class StoredEntry:
     entry: AuditEntry
     prev_hash: str
     hash: str
+
+
+@dataclass(frozen=True)
+class DecisionCheck:
+    """One decision per score unless a later one says which it corrects.
+
+    Two decisions on one score with nothing between them leave the log saying both
+    (followed and overridden): a correction must name the latest decision, so the log reads
+    as a chain and a client's stale view is refused rather than recorded. The service checks
+    before it answers and the log again in the transaction that appends the decision, so two
+    decisions sent at once (or to two replicas) cannot both pass.
+
+    Parameters
+    ----------
+    for_request
+        The score's request (or batch-item) id.
+    after
+        The score's own seq: decisions come after it.
+    corrects
+        The decision this one corrects (the latest), or None for the first.
+    """
+
+    for_request: str
+    after: int
+    corrects: str | None
+
+    def verify(self, earlier: Sequence[StoredEntry]) -> None:
+        """Raise :class:`ApiError` (409, or 422 for a correction of nothing) unless the
+        decision fits after ``earlier``, the decisions already stored on the score."""
+        latest = earlier[-1].entry if earlier else None
+        if latest is None:
+            if self.corrects is not None:
+                raise ApiError(422, "there is no earlier decision on this score to correct: "
+                               "leave corrects out", "corrects")
+            return
+        said = f"{latest.summary.get('decision')} at {latest.at}"
+        if self.corrects is None:
+            raise ApiError(409, f"a decision on this score is already recorded ({said}, "
+                           f"request_id {latest.request_id}); to change it, send the new "
+                           f"decision with \"corrects\": \"{latest.request_id}\" (the log "
+                           "keeps both)", "request_id")
+        if self.corrects != latest.request_id:
+            raise ApiError(409, f"is not the latest decision on this score: that is "
+                           f"{latest.request_id} ({said}); correct that one", "corrects")
 
 
 @dataclass(frozen=True)
@@ -158,16 +206,29 @@ class AuditLog:
         db.prepare(_tables(db), create=create, what="audit log")
 
     def append(self, entry: AuditEntry) -> StoredEntry:
-        """Append one entry at the end of the chain (serialised across processes)."""
-        return self.append_many([entry])[0]
+        """Append one entry at the end of the chain (serialised across processes).
 
-    def append_many(self, entries: Sequence[AuditEntry]) -> list[StoredEntry]:
-        """Append entries in order, in one transaction (one disk sync for all of them)."""
+        Raises
+        ------
+        ApiError
+            The entry's :class:`DecisionCheck` fails: nothing is appended.
+        """
+        stored = self.append_many([entry])[0]
+        if isinstance(stored, ApiError):
+            raise stored
+        return stored
+
+    def append_many(self, entries: Sequence[AuditEntry]) -> list[StoredEntry | ApiError]:
+        """Append entries in order, in one transaction (one disk sync for all of them).
+
+        An entry whose :class:`DecisionCheck` fails (against the log including the entries
+        before it) is not appended: its place in the result holds the check's error.
+        """
         sql = self.db.sql
         insert = sql("insert into audit_log (seq, at, kind, request_id, key_id, role, endpoint, "
                      "method, status, latency_ms, model, model_version, pseudonyms, summary, "
                      "prev_hash, hash) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-        out: list[StoredEntry] = []
+        out: list[StoredEntry | ApiError] = []
         with self.db.transaction(write=True) as cur:
             if self.db.dialect == "postgresql":
                 cur.execute(sql("select pg_advisory_xact_lock(?)"), (_LOCK_ID,))
@@ -175,6 +236,13 @@ class AuditLog:
             head = cur.fetchone()
             seq, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS)
             for entry in entries:
+                if entry.check is not None:
+                    try:
+                        entry.check.verify(self._decisions(cur, entry.check.for_request,
+                                                           entry.check.after))
+                    except ApiError as refused:
+                        out.append(refused)
+                        continue
                 content = entry.content()
                 digest = chain_hash(prev_hash, content)
                 seq += 1
@@ -255,15 +323,17 @@ class AuditLog:
         A decision names its request only in its summary: the scan is bounded below by the
         request's position, and decisions are few next to requests.
         """
+        with self.db.transaction() as cur:
+            return self._decisions(cur, for_request, after)
+
+    def _decisions(self, cur: Cursor, for_request: str, after: int) -> list[StoredEntry]:
         # The summary is canonical JSON; the LIKE narrows, the comparison decides ("_" is
         # a LIKE wildcard).
         pattern = f'%"for_request":"{for_request}"%'
-        with self.db.transaction() as cur:
-            cur.execute(self.db.sql(f"select {self._COLUMNS} from audit_log where seq > ? "
-                                    "and kind = 'feedback' and status = 200 "
-                                    "and summary like ? order by seq"), (after, pattern))
-            rows = cur.fetchall()
-        found = [self._row(tuple(row)) for row in rows]
+        cur.execute(self.db.sql(f"select {self._COLUMNS} from audit_log where seq > ? "
+                                "and kind = 'feedback' and status = 200 "
+                                "and summary like ? order by seq"), (after, pattern))
+        found = [self._row(tuple(row)) for row in cur.fetchall()]
         return [s for s in found if s.entry.summary.get("for_request") == for_request]
 
     def head(self) -> tuple[int, str]:
@@ -370,4 +440,7 @@ class AuditWriter:
                     future.set_exception(exc)
                 continue
             for (_, future), result in zip(group, stored, strict=True):
-                future.set_result(result)
+                if isinstance(result, ApiError):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)

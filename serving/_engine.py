@@ -28,14 +28,14 @@ import numpy.typing as npt
 import pandas as pd
 
 from overblik.features._pseudonym import PseudonymKey, load_key, pseudonymise_one
-from overblik.serving._auditlog import AuditLog, AuditWriter
+from overblik.serving._auditlog import AuditLog, AuditWriter, DecisionCheck
 from overblik.serving._cpr import shown_key
 from overblik.serving._database import open_database
 from overblik.serving._effects import EFFECT_SCALE, NO_EFFECTS, EffectsScorer, suggest
 from overblik.serving._keys import KeyStore
 from overblik.serving._model import ServedModel, StartupError, load_served_model
 from overblik.serving._payload import payload_problem
-from overblik.serving._problems import describe
+from overblik.serving._problems import ApiError, describe
 from overblik.serving._profile_store import ProfileStore
 from overblik.serving._reasons import Explainer, Language, ReasonText, reasons_for
 from overblik.serving._routes import ROUTES, RouteRule
@@ -93,22 +93,6 @@ BAND_TEXT: dict[Language, dict[RiskBand, str]] = {
 }
 
 
-class ApiError(Exception):
-    """An answer other than 200: status, message, and the field at fault (if any).
-
-    ``fields``: every bad field when there are several (the items of a batch); ``message``
-    then names them all and ``field`` is the first.
-    """
-
-    def __init__(self, status: int, message: str, field: str | None = None,
-                 fields: list[FieldError] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.field = field
-        self.fields = fields or []
-
-
 def _bad_items(problems: list[FieldError], total: int, noun: str) -> ApiError:
     """One 422 naming every bad item (a caller fixes them all in one go)."""
     bad = len({p.index for p in problems})
@@ -138,6 +122,7 @@ class RequestRecord:
     kind: str = "request"
     pseudonyms: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    check: DecisionCheck | None = None
 
 
 _THREAD = threading.local()
@@ -530,7 +515,9 @@ class ScoringEngine:
         elif item:
             raise ApiError(404, "no batch item has this id: the request was a single score",
                            "request_id")
-        self._check_correction(request, after=scored.seq)
+        check = DecisionCheck(request.request_id, after=scored.seq, corrects=request.corrects)
+        check.verify(self.audit.decisions_on(request.request_id, after=scored.seq))
+        record.check = check  # checked again in the append: another decision may come first
         record.kind = "feedback"
         record.pseudonyms = list(pseudonyms)
         record.summary = {"for_request": request.request_id, "decision": request.decision,
@@ -541,30 +528,6 @@ class ScoringEngine:
         return FeedbackResponse(request_id=record.request_id, for_request=request.request_id,
                                 decision=request.decision, stored=True,
                                 corrects=request.corrects)
-
-    def _check_correction(self, request: FeedbackRequest, after: int) -> None:
-        """One decision per score unless a later one says which it corrects.
-
-        Two decisions on one score with nothing between them leave the log saying both
-        (followed and overridden): a correction must name the latest decision, so the log
-        reads as a chain and a client's stale view is refused rather than recorded.
-        """
-        earlier = self.audit.decisions_on(request.request_id, after=after)
-        latest = earlier[-1].entry if earlier else None
-        if latest is None:
-            if request.corrects is not None:
-                raise ApiError(422, "there is no earlier decision on this score to correct: "
-                               "leave corrects out", "corrects")
-            return
-        said = f"{latest.summary.get('decision')} at {latest.at}"
-        if request.corrects is None:
-            raise ApiError(409, f"a decision on this score is already recorded ({said}, "
-                           f"request_id {latest.request_id}); to change it, send the new "
-                           f"decision with \"corrects\": \"{latest.request_id}\" (the log "
-                           "keeps both)", "request_id")
-        if request.corrects != latest.request_id:
-            raise ApiError(409, f"is not the latest decision on this score: that is "
-                           f"{latest.request_id} ({said}); correct that one", "corrects")
 
     def metadata(self) -> MetadataResponse:
         """``GET /metadata``: the model card summary."""

@@ -35,7 +35,7 @@ from overblik.serving._auditlog import AuditEntry
 from overblik.serving._cpr import shown_key
 from overblik.serving._engine import RequestRecord, ScoringEngine
 from overblik.serving._metrics import observe
-from overblik.serving._problems import MAX_LISTED, describe, item_index
+from overblik.serving._problems import MAX_LISTED, ApiError, describe, item_index, problem_answer
 from overblik.serving._routes import match_route
 from overblik.serving._schemas import PATTERN_WORDS, ErrorResponse, FieldError
 
@@ -380,8 +380,17 @@ class AccessAuditMiddleware:
     async def _start(self, send: Send, engine: ScoringEngine, record: RequestRecord,
                      message: Message) -> bool:
         """Append the audit entry, then let the response start; False (and a 503 sent)
-        when the log cannot be written."""
-        if await self._audit(engine, record, int(message["status"])):
+        when the log cannot be written, or the refusal sent when a decision's check fails
+        where it is appended (a decision on the same score came first)."""
+        try:
+            audited = await self._audit(engine, record, int(message["status"]))
+        except ApiError as refused:
+            record.kind, record.pseudonyms, record.check = "request", [], None
+            text, fields, record.summary = problem_answer(refused)
+            await self._json(send, engine, record, refused.status,
+                             error_body(text, fields, record.request_id))
+            return False
+        if audited:
             headers = [*message.get("headers", []),
                        (b"x-request-id", record.request_id.encode())]
             await send({**message, "headers": headers})
@@ -412,9 +421,12 @@ class AccessAuditMiddleware:
                            method=record.method, status=status, latency_ms=round(latency, 3),
                            key_id=record.key_id, role=record.role, model=engine.model.name,
                            model_version=engine.model.version,
-                           pseudonyms=tuple(record.pseudonyms), summary=record.summary)
+                           pseudonyms=tuple(record.pseudonyms), summary=record.summary,
+                           check=record.check)
         try:
             await asyncio.wrap_future(engine.audit_writer.submit(entry))
+        except ApiError:
+            raise
         except Exception as exc:  # any store failure: answer 503, never unaudited
             logger.error("audit log append failed for request %s: %s", record.request_id,
                          type(exc).__name__)

@@ -9,12 +9,39 @@ round trip. The list is capped: a broken export of 1,000 items needs the pattern
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from overblik.serving._schemas import FieldError
 
-__all__ = ["MAX_LISTED", "describe", "item_index"]
+__all__ = ["MAX_LISTED", "ApiError", "describe", "item_index", "problem_answer"]
 
 MAX_LISTED = 20
+
+
+class ApiError(Exception):
+    """An answer other than 200: status, message, and the field at fault (if any).
+
+    ``fields``: every bad field when there are several (the items of a batch); ``message``
+    then names them all and ``field`` is the first.
+    """
+
+    def __init__(self, status: int, message: str, field: str | None = None,
+                 fields: list[FieldError] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.fields = fields or []
+
+
+def problem_answer(exc: ApiError) -> tuple[str, list[FieldError], dict[str, Any]]:
+    """The error text, the fields at fault and the audit log's summary of ``exc``."""
+    summary: dict[str, Any] = {"error": exc.status, "field": exc.field}
+    if exc.fields:  # several bad items: the message already names them
+        summary["fields"] = [f.field for f in exc.fields[:MAX_LISTED]]
+        return exc.message, exc.fields, summary
+    fields = [FieldError(field=exc.field, message=exc.message)] if exc.field else []
+    return (f"{exc.field}: {exc.message}" if exc.field else exc.message), fields, summary
 
 
 def item_index(loc: Sequence[object]) -> int | None:

@@ -29,12 +29,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from overblik.serving._engine import ApiError, RequestRecord, ScoringEngine
+from overblik.serving._engine import RequestRecord, ScoringEngine
 from overblik.serving._metrics import CONTENT_TYPE, render
 from overblik.serving._middleware import AccessAuditMiddleware, current_record, error_body
 from overblik.serving._model import StartupError
 from overblik.serving._openapi import SWAGGER_HTML, openapi_document
-from overblik.serving._problems import MAX_LISTED
+from overblik.serving._problems import ApiError, problem_answer
 from overblik.serving._reasons import Language, pick_language
 from overblik.serving._schemas import (
     AllocateRequest,
@@ -45,7 +45,6 @@ from overblik.serving._schemas import (
     ExplainResponse,
     FeedbackRequest,
     FeedbackResponse,
-    FieldError,
     RecommendRequest,
     RecommendResponse,
     ScoreRequest,
@@ -187,13 +186,7 @@ class ScoringService:
             return work(lang, record)
         except ApiError as exc:
             ctx.response.status_code = exc.status
-            record.summary = {"error": exc.status, "field": exc.field}
-            if exc.fields:  # several bad items: the message already names them
-                fields, text = exc.fields, exc.message
-                record.summary["fields"] = [f.field for f in fields[:MAX_LISTED]]
-            else:
-                fields = [FieldError(field=exc.field, message=exc.message)] if exc.field else []
-                text = f"{exc.field}: {exc.message}" if exc.field else exc.message
+            text, fields, record.summary = problem_answer(exc)
             response: Any = Response(error_body(text, fields, record.request_id),
                                      status_code=exc.status, media_type="application/json")
             return cast(T, response)

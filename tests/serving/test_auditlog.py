@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from overblik.experiments._cli import app
-from overblik.serving import AuditEntry, AuditLog, KeyStore, open_database
-from overblik.serving._auditlog import AuditWriter
+from overblik.serving import ApiError, AuditEntry, AuditLog, KeyStore, StoredEntry, open_database
+from overblik.serving._auditlog import AuditWriter, DecisionCheck
 from tests.services import fresh_postgres_database
 from tests.serving._setup import assert_refused_on_store
 
@@ -93,6 +93,42 @@ def test_decisions_on_a_request_are_found_by_the_id_they_name(store_url: str) ->
     assert [d.entry.request_id for d in log.decisions_on(item)] == [f"{11:032x}"]
     assert [d.entry.request_id for d in log.decisions_on(target, after=4)] == [f"{14:032x}"]
     assert log.decisions_on("f" * 32) == []
+
+
+def test_a_decision_is_checked_again_where_it_is_appended(store_url: str) -> None:
+    """Two decisions on one score sent at once (or to two replicas) both passed the
+    service's check, each before the other was stored, and the log said both: the check
+    runs again in the transaction that appends, so the second is refused and not stored."""
+    one, two = _filled(store_url, n=3), AuditLog(open_database(store_url))
+    target = f"{2:032x}"
+
+    def decision(i: int, corrects: str | None) -> AuditEntry:
+        summary = {"for_request": target, "decision": "followed"}
+        return _entry(i, kind="feedback", endpoint="/feedback", summary=summary,
+                      check=DecisionCheck(target, after=2, corrects=corrects))
+
+    # Both replicas saw no decision; the first to append wins.
+    first = one.append(decision(10, None))
+    with pytest.raises(ApiError) as refused:
+        two.append(decision(11, None))
+    assert refused.value.status == 409 and refused.value.field == "request_id"
+    assert f"{10:032x}" in refused.value.message
+    # In one group commit: the second entry is checked against the first.
+    stored = two.append_many([decision(12, first.entry.request_id),
+                              decision(13, first.entry.request_id), _entry(14)])
+    assert isinstance(stored[0], StoredEntry) and isinstance(stored[2], StoredEntry)
+    assert isinstance(stored[1], ApiError) and stored[1].field == "corrects"
+    assert [d.entry.request_id for d in one.decisions_on(target)] == [f"{10:032x}",
+                                                                       f"{12:032x}"]
+    assert one.find(f"{11:032x}") is None and one.find(f"{13:032x}") is None
+    assert one.verify().intact and one.head()[0] == 6
+    # The writer hands the refusal to the request that waits for it.
+    writer = AuditWriter(one)
+    try:
+        with pytest.raises(ApiError):
+            writer.submit(decision(15, None)).result(timeout=30)
+    finally:
+        writer.close()
 
 
 @pytest.mark.parametrize("kind", list(TAMPER))

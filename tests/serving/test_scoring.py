@@ -4,6 +4,9 @@ its request, metadata, documentation; every request in the audit log."""
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -219,6 +222,39 @@ def test_a_second_decision_on_a_score_names_the_one_it_corrects(client: TestClie
     repeat = client.post("/feedback", headers=headers, json={
         "request_id": batch["results"][0]["request_id"], "decision": "followed"})
     assert repeat.status_code == 409
+
+
+def test_decisions_sent_at_once_on_one_score_store_one(client: TestClient,
+                                                        served: Served) -> None:
+    """Decisions on one score sent at once all passed the check before any was stored (the
+    log is written after the answer is made) and all were stored: one is, the others get the
+    409 that names it, and the log records them as refused requests."""
+    headers = bearer(served, CASEWORKER)
+    target = client.post("/score", json={"cpr": served.cprs[59]}, headers=headers
+                         ).json()["request_id"]
+    # Another writer holds the log's write lock while the decisions arrive, so each passes
+    # the service's check before any of them is stored (WAL: the checks' reads go on).
+    holder = sqlite3.connect(served.store_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("begin immediate")
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(client.post, "/feedback", headers=headers, json={
+            "request_id": target, "decision": "followed", "action": action})
+            for action in ("familiestøtte", "mentor", "ingen", "samtale")]
+        time.sleep(1.0)
+        holder.execute("commit")
+        answers = [f.result(timeout=60) for f in futures]
+    holder.close()
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 409, 409, 409], [a.text for a in answers]
+    stored = next(a.json() for a in answers if a.status_code == 200)["request_id"]
+    log = _audit(served)
+    assert [d.entry.request_id for d in log.decisions_on(target)] == [stored]
+    for refused in (a for a in answers if a.status_code == 409):
+        assert stored in refused.json()["error"]
+        entry = log.find(refused.headers["x-request-id"])
+        assert entry is not None and entry.entry.kind == "request"
+        assert entry.entry.status == 409 and entry.entry.summary["error"] == 409
+    assert log.verify().intact
 
 
 def test_feedback_only_on_scored_batch_items(client: TestClient, served: Served) -> None:
