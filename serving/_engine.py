@@ -303,15 +303,15 @@ class ScoringEngine:
         row, source = self._row(request, self.rules["/score"], record)
         X = row.reshape(1, -1)
         p = float(self._probability(X)[0])
-        contrib = self.explainer.contributions(X)[0]
-        top = request.top or self.settings.top_reasons
+        top = self.settings.top_reasons if request.top is None else request.top
         band = self.band(p)
         record.summary = {"probability": round(p, 6), "band": band, "source": source}
         return ScoreResponse(
             request_id=record.request_id, probability=p, risk_band=band,
             risk_band_text=BAND_TEXT[lang][band],
-            reasons=[_reason(r) for r in reasons_for(self.model.features, row, contrib, lang,
-                                                      top)],
+            reasons=[_reason(r) for r in reasons_for(
+                self.model.features, row, self.explainer.contributions(X)[0], lang, top)]
+            if top > 0 else [],
             model=self.ref, outcome=self.model.config.label.outcome,
             horizon_days=self.model.config.label.horizon_days, source=source,
             as_of=self.store.meta.as_of if source == "profile_store" else None,

@@ -119,8 +119,9 @@ class Citizen(_Request):
 class ScoreRequest(Citizen):
     """``POST /score``."""
 
-    top: int | None = Field(default=None, strict=True, ge=1, le=20,
-                            description="How many reasons to return (default 5).")
+    top: int | None = Field(default=None, strict=True, ge=0, le=20,
+                            description="How many reasons to return (default 5; 0 for none, "
+                            "as in /score/batch and /recommend).")
 
 
 class ExplainRequest(Citizen):

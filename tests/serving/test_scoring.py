@@ -61,6 +61,12 @@ def test_score_in_english_and_top(client: TestClient, served: Served) -> None:
     assert all(r["sentence"].endswith(("raises the risk", "lowers the risk"))
                for r in body["reasons"])
     assert "does not make one" in body["notice"]
+    # top 0: the score without reasons, as /score/batch and /recommend allow (was a 422).
+    bare = client.post("/score", json={"cpr": served.cprs[10], "top": 0},
+                       headers=bearer(served, CASEWORKER))
+    assert bare.status_code == 200, bare.text
+    assert bare.json()["reasons"] == []
+    assert bare.json()["probability"] == body["probability"]
 
 
 def test_score_equals_the_registered_model(client: TestClient, served: Served) -> None:
