@@ -182,6 +182,8 @@ class ScoringService:
         record = current_record()
         lang = pick_language(ctx.request.headers.get("accept-language"))
         ctx.response.headers["Content-Language"] = lang
+        # The same request reads differently by Accept-Language: a cache must key on it.
+        ctx.response.headers["Vary"] = "Accept-Language"
         try:
             return work(lang, record)
         except ApiError as exc:

@@ -57,6 +57,7 @@ def test_score_in_english_and_top(client: TestClient, served: Served) -> None:
                                   "Accept-Language": "en-GB,en;q=0.9,da;q=0.5"})
     body = answer.json()
     assert answer.headers["content-language"] == "en" and body["language"] == "en"
+    assert answer.headers["vary"] == "Accept-Language"
     assert len(body["reasons"]) == 3
     assert all(r["sentence"].endswith(("raises the risk", "lowers the risk"))
                for r in body["reasons"])
