@@ -66,12 +66,14 @@ from overblik.features._errors import InputError
 from overblik.features._pseudonym import PseudonymKey
 from overblik.features._readers import Extract, check_header, discover, read_text
 from overblik.features._validation import (
+    RARE_MARK,
     REASONS,
     Register,
     Validated,
     encode_table,
     fix_hint,
     lost_leading_zero_rows,
+    rare_bad_values,
     reason_counts,
     reason_texts,
     register_of,
@@ -357,6 +359,13 @@ def _quarantine_builder(v: Validated, key: PseudonymKey, rows: np.ndarray) -> Ta
             # CPR number, name or address typed into the wrong column must not leak
             # through the quarantine.
             scrubbed, _ = scrub_text(values, key, identifier=name in v.source.identifiers)
+            if name in v.parsed and name not in v.source.identifiers:
+                # Where scrub_text left the value as it was (no CPR number, no free text).
+                column = v.source.model.to_schema().columns[name]
+                rare = pc.and_(pa.array(rare_bad_values(enc, v.parsed[name], column,
+                                                        v.columns["cpr"])[:-1]),
+                               pc.fill_null(pc.equal(scrubbed, values), False))
+                scrubbed = pc.if_else(rare, pa.scalar(RARE_MARK), scrubbed)
             texts[name] = pa.concat_arrays([scrubbed, pa.nulls(1, pa.string())])
 
     def build(part: np.ndarray) -> pa.Table:

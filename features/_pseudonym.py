@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from overblik.features._cpr_text import CPR_SHAPE
 from overblik.features._errors import InputError
 
 KEY_ENV = "OVERBLIK_PSEUDONYM_KEY"
@@ -26,8 +27,6 @@ DEMO_KEY = b"overblik-demo-key--synthetic-data-only"
 # number (DDMMYY-SSSS or ten digits) to a privacy scan.
 _LETTERS = bytes.maketrans(b"0123456789abcdef", b"abcdefghijklmnop")
 PSEUDONYM_LENGTH = 32
-# A whole value shaped like a CPR number: DDMMYY-SSSS or ten digits.
-CPR_SHAPE = r"\d{6}-?\d{4}"
 
 
 class MissingKeyError(InputError):

@@ -23,27 +23,18 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from overblik.features._contracts import SOURCE_BY_NAME, SOURCES, Source
+from overblik.features._cpr_text import hide_cprs
 from overblik.features._errors import InputError
-from overblik.features._pseudonym import CPR_SHAPE
 
 Format = Literal["csv", "parquet"]
 SUFFIXES: dict[str, Format] = {".csv": "csv", ".parquet": "parquet"}
 PARQUET_MAGIC = b"PAR1"
 SNIFF_BYTES = 64 * 1024
-# Anything with a CPR-shaped run of digits (DDMMYY-SSSS or ten digits) may hold a CPR number
-# and never leaves ingestion as text: not in output, and not in error messages either (the
-# CSV parser quotes the offending row, and messages end up in terminals and logs).
-CPR_RUN = CPR_SHAPE
 
 
 def accepted_names() -> str:
     """The file names a raw folder may hold, for error messages."""
     return ", ".join(f"{s.name}.csv|.parquet" for s in SOURCES)
-
-
-def hide_cprs(text: str) -> str:
-    """Replace CPR-shaped runs of digits in a message by a placeholder."""
-    return re.sub(CPR_RUN, "<CPR-shaped value hidden>", text)
 
 
 def sniff_format(path: Path) -> Literal["csv", "parquet", "binary"]:
@@ -174,6 +165,12 @@ def _empty(extract: Extract) -> InputError:
 def check_columns(path: Path, found: list[str], source: Source) -> None:
     """Refuse a header whose column set differs from the contract (any order is fine)."""
     expected = source.columns
+    if any(_LOOKS_LIKE_DATA.search(name) for name in found if name not in expected):
+        # A file without a header line: its first row is a person's data (a CPR number, a
+        # name, an address), which a message must not repeat.
+        raise InputError(f"{path}: the first line holds dates or numbers, so it looks like "
+                         f"data, not a header: add the header line; the {source.name} "
+                         f"contract expects: {', '.join(expected)}")
     dupes = sorted({c for c in found if found.count(c) > 1})
     if dupes:
         raise InputError(f"{path}: column(s) {', '.join(dupes)} appear more than once in the "
@@ -186,7 +183,7 @@ def check_columns(path: Path, found: list[str], source: Source) -> None:
     if missing:
         parts.append(f"missing column(s) {', '.join(missing)}")
     if extra:
-        parts.append(f"unexpected column(s) {', '.join(extra)}")
+        parts.append(f"unexpected column(s) {hide_cprs(', '.join(extra))}")
     hint = ""
     separator = _other_separator(found)
     if separator:
@@ -196,6 +193,8 @@ def check_columns(path: Path, found: list[str], source: Source) -> None:
                      f"expects exactly: {', '.join(expected)}")
 
 
+# What no column name holds and a row of data does: a year, a date, a CPR number.
+_LOOKS_LIKE_DATA = re.compile(r"[0-9]{4}|[0-9]{2}[-./][0-9]{2}")
 # Delimiters other CSV exports use, as an error message names them.
 _OTHER_SEPARATORS = {";": "';'", "\t": "tab", "|": "'|'"}
 

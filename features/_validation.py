@@ -25,14 +25,13 @@ import pyarrow.compute as pc
 from pandera.api.pandas.components import Column
 
 from overblik.features._contracts import NOT_BEFORE, SOURCES, Source
+from overblik.features._cpr_text import CPR_SHAPE, may_hold_cpr
 from overblik.features._pseudonym import (
-    CPR_SHAPE,
     PseudonymKey,
     pseudonymise,
     pseudonymise_identifier,
     pseudonymise_one,
 )
-from overblik.features._readers import CPR_RUN
 
 # The kinds of reason, in the fixed order that decides a row's first reason. The code of a
 # column-level reason is ``<kind>:<column>``; the others are the kind alone.
@@ -308,6 +307,45 @@ _FREE_TEXT = r"\p{L}{2,}\s+\S|\S\s+\p{L}{2,}"
 FREE_TEXT_MARK = "<free text removed>"
 
 
+# A value that breaks its column's rule may be anything typed into the wrong field: a one-word
+# name ("Hansen"), a street ("Ærøvej"), an e-mail address, a phone number. What a silo sends
+# wrongly for many persons is a code (a mapping to fix, readable in the quarantine); what
+# fewer than RARE_HOLDERS persons hold is removed, unless it has no word, address or long
+# number in it ("2020-01-01 25:00", "12,5") or is a known word: one of the column's codes in
+# other letters ("Danish") or a common yes/no/missing word.
+RARE_HOLDERS = 5
+_MAY_IDENTIFY = r"\p{L}{2}|@|\p{Nd}{8}"
+_COMMON_WORDS = ("yes", "no", "ja", "nej", "true", "false", "nan", "null", "none", "na", "n/a",
+                 "unknown", "ukendt", "missing", "mangler")
+RARE_MARK = f"<value removed: fewer than {RARE_HOLDERS} persons hold it>"
+
+
+def _known_words(column: Column) -> pa.Array:
+    words = [*_COMMON_WORDS]
+    for check in column.checks:
+        words += [str(v).lower() for v in (check.statistics or {}).get("allowed_values", ())]
+    return pa.array(words, pa.string())
+
+
+def rare_bad_values(enc: Encoded, parsed: Parsed, column: Column, cpr: Encoded) -> np.ndarray:
+    """Per distinct value of a column (with the null slot): breaks the column's rule, reads
+    as a word, address or long number that is not a known word, and fewer than
+    :data:`RARE_HOLDERS` persons hold it."""
+    bad = (parsed.bad_type | parsed.bad_code)[:-1]
+    risky = np.zeros(enc.null_slot + 1, dtype=bool)
+    if not bad.any():
+        return risky
+    lowered = pc.utf8_lower(pc.utf8_trim_whitespace(enc.uniques))
+    known = np.asarray(pc.is_in(lowered, value_set=_known_words(column)), dtype=bool)
+    risky[:-1] = bad & _matches(enc.uniques, _MAY_IDENTIFY) & ~known
+    rows = np.flatnonzero(risky[enc.codes])
+    if len(rows):
+        pairs = np.unique(np.stack([enc.codes[rows], cpr.codes[rows]]), axis=1)
+        holders = np.bincount(pairs[0], minlength=enc.null_slot + 1)
+        risky &= holders < RARE_HOLDERS
+    return risky
+
+
 def _matches(values: pa.Array, pattern: str) -> np.ndarray:
     return pc.fill_null(pc.match_substring_regex(values, pattern), False).to_numpy(
         zero_copy_only=False)
@@ -325,7 +363,7 @@ def scrub_text(uniques: pa.Array, key: PseudonymKey, *,
     a value that *is* a CPR number (e.g. a household id taken from a member's CPR) becomes
     that member's ``person_id``, so the link survives while the number does not.
     """
-    hits = _matches(uniques, CPR_RUN)
+    hits = may_hold_cpr(uniques)
     if identifier:
         hashed = _matches(uniques, r"\S")  # every value but blanks
         free = np.zeros(len(hits), dtype=bool)

@@ -9,33 +9,15 @@ contain the number itself.
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import date
+
+from overblik.features._cpr_text import CPR_IN_TEXT, contains_cpr
 
 __all__ = ["CPR_IN_TEXT", "check_cpr", "contains_cpr", "cpr_birth_date", "shown_key"]
 
 # ASCII digits only: a full-width or Arabic-Indic "CPR number" would pass a \d check, be
 # pseudonymised as another string and come back as "not in the profile store".
 _SHAPE = re.compile(r"^([0-9]{2})([0-9]{2})([0-9]{2})-?([0-9])([0-9]{3})$")
-# What a privacy scan looks for in free text: a birth date DDMMYY (day 01-31, or 61-91 in a
-# replacement number) and four digits, written as a caseworker might: the groups run
-# together or split by a space, dash, dot, slash, colon or underscore ("290425-1234",
-# "29.04.25-1234", "290425 - 1234", "cpr_2904251234"), glued to letters but not part of a
-# longer number. The date check keeps dates and times ("12.03.2024 10:30") out.
-_SEP = r"[\s\-./:_]?"
-CPR_IN_TEXT = re.compile(
-    r"(?<![0-9])(?:0[1-9]|[12][0-9]|3[01]|6[1-9]|[78][0-9]|9[01])" + _SEP
-    + r"(?:0[1-9]|1[0-2])" + _SEP + r"[0-9]{2}\s*" + _SEP + r"\s*[0-9]{4}(?![0-9])")
-
-
-def contains_cpr(text: str) -> bool:
-    """Whether free text holds what looks like a CPR number (see ``CPR_IN_TEXT``).
-
-    Full-width and other compatibility digits are read as the digits they stand for.
-    """
-    return CPR_IN_TEXT.search(unicodedata.normalize("NFKC", text)) is not None
-
-
 # A client's dict key an error may name: the shape of a feature or programme name.
 _NAME_KEY = re.compile(r"^[a-z][a-z0-9_]{0,199}$")
 

@@ -44,7 +44,8 @@ def _cases(served: Served, features: dict[str, Any], units: dict[str, str]
          "features"),
         *[("/feedback", f"cpr-in-reason-{i}", {**feedback, "reason": text}, 422, "reason")
           for i, text in enumerate(["barnet cpr0101901234 flyttet", "cpr_010190-1234",
-                                    "borger 01.01.90-1234", "borger 010190 - 1234"])],
+                                    "borger 01.01.90-1234", "borger 010190 - 1234",
+                                    "borger 010190\u20131234", "0 1 0 1 9 0 1 2 3 4"])],
         ("/feedback", "cpr-in-action", {**feedback, "reason": "x", "action": "0101901234"},
          422, "action"),
         ("/feedback", "invisible-reason", {**feedback, "reason": "\u00a0\u200b"}, 422,

@@ -50,6 +50,11 @@ def test_any_text_is_either_a_cpr_or_refused(text: str) -> None:
     "cpr_010190-1234", "borger 01.01.90-1234", "borger 010190 - 1234", "010190:1234",
     "01/01/90 1234", "610190-1234",  # a replacement number: day + 60
     "\uff10\uff11\uff10\uff11\uff19\uff10\uff11\uff12\uff13\uff14",  # full-width digits
+    # What a word processor or a phone keyboard makes of the dash (these passed /feedback
+    # into the audit log): en dash, minus sign, non-breaking hyphen, figure dash.
+    "borger 010190\u20131234 har flyttet", "010190\u22121234", "010190\u20111234",
+    "01.01.90\u20121234", "010190\u00a01234",
+    "cpr 0 1 0 1 9 0 1 2 3 4 oplyst",  # every digit on its own
 ])
 def test_scan_finds_cpr_numbers_as_caseworkers_write_them(text: str) -> None:
     assert contains_cpr(text), text
@@ -61,6 +66,8 @@ def test_scan_finds_cpr_numbers_as_caseworkers_write_them(text: str) -> None:
     "sag 20241201123456",  # part of a longer number
     "2024000123",  # no birth date: month 24
     "tlf 12 34 56 78", "family_support",
+    "1 2 3 4 5 6 7 8 9 0 1",  # eleven digits on their own: not a CPR number
+    "0 1 3 2 9 0 1 2 3 4",  # on their own, but month 32
 ])
 def test_scan_leaves_dates_times_and_other_numbers(text: str) -> None:
     assert not contains_cpr(text), text
