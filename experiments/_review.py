@@ -10,6 +10,7 @@ champion.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from overblik.experiments._approval import (
 )
 from overblik.experiments._review_log import ReviewLog
 from overblik.experiments._tracking import without_password
+from overblik.features._cpr_text import contains_cpr
 from overblik.features._errors import InputError
 
 __all__ = ["MAX_REASON_CHARS", "Promotion", "PromotionRefused", "promote", "review"]
@@ -84,6 +86,20 @@ def _champion(client: mlflow.MlflowClient, name: str) -> str | None:
         return None
 
 
+def _recorded_text(option: str, text: str, fix: str) -> str:
+    """``text`` stripped, refused when nothing in it is visible or it holds a CPR number."""
+    text = text.strip()
+    # Format and space characters (a zero-width space) look like nothing: an approval
+    # "by" nobody, for no reason, must not open the gate.
+    if not any(unicodedata.category(c)[0] not in "ZC" for c in text):
+        raise InputError(f"{option} is empty (or holds only invisible characters): {fix}")
+    if contains_cpr(text):
+        raise InputError(f"{option} holds what looks like a CPR number: the record is kept "
+                         "for good and the service shows the reason to its callers; refer to "
+                         "a case by its case number, never a CPR number")
+    return text
+
+
 def review(name: str, version: str, *, decision: Decision, by: str, reason: str,
            override_fairness: bool = False, client: mlflow.MlflowClient | None = None,
            record: Path | None = None) -> ReviewRecord:
@@ -110,11 +126,9 @@ def review(name: str, version: str, *, decision: Decision, by: str, reason: str,
         Unknown model or version, empty ``by``/``reason``, or an override with a rejection.
     """
     mlflow_client = client or mlflow.MlflowClient()
-    by, reason = by.strip(), reason.strip()
-    if not by:
-        raise InputError("--by is empty: name who decides (e.g. \"Etisk råd / ethics board\")")
-    if not reason:
-        raise InputError("--reason is empty: the board's reason is recorded with every decision")
+    by = _recorded_text("--by", by, "name who decides (e.g. \"Etisk råd / ethics board\")")
+    reason = _recorded_text("--reason", reason,
+                            "the board's reason is recorded with every decision")
     if len(reason) > MAX_REASON_CHARS:
         raise InputError(f"--reason has {len(reason)} characters; keep it under "
                          f"{MAX_REASON_CHARS} and refer to a document for the full minutes")

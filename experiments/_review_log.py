@@ -138,6 +138,14 @@ class ReviewLog:
                         (record.time, record.model, record.version, record.event,
                          record.to_json()))
 
+    def _parsed(self, row_id: int, text: str) -> ReviewRecord:
+        try:
+            return ReviewRecord(**json.loads(text))
+        except (ValueError, TypeError) as exc:  # not JSON, not an object, unknown keys
+            raise InputError(f"row {row_id} of {REVIEW_TABLE} in {self.location} is not a "
+                             f"record ({exc}): the table is appended to only, so restore the "
+                             "database from its backup") from None
+
     def records(self, model: str | None = None) -> list[ReviewRecord]:
         """Every record of this registry (of ``model`` only, when given), oldest first."""
         db = self._database()
@@ -154,6 +162,6 @@ class ReviewLog:
             found = [r for r in read_records() if r.registry == mine]
             with self._failing_clearly(db), db.transaction() as cur:
                 if db.table_exists(cur, REVIEW_TABLE):  # reading never creates it
-                    cur.execute(f"select record from {REVIEW_TABLE} order by id")
-                    found += [ReviewRecord(**json.loads(row[0])) for row in cur.fetchall()]
+                    cur.execute(f"select id, record from {REVIEW_TABLE} order by id")
+                    found += [self._parsed(row[0], row[1]) for row in cur.fetchall()]
         return [r for r in found if model is None or r.model == model]

@@ -244,6 +244,22 @@ def test_a_damaged_record_file_is_named_by_line(data: Path) -> None:
         ReviewLog("https://mlflow.example").records()
 
 
+def test_a_damaged_row_of_the_record_table_is_named(tmp_path: Path, data: Path) -> None:
+    """A row of the registry's record that is not a record was a traceback (exit 1)."""
+    uri = f"sqlite:///{tmp_path / 'damaged.db'}"
+    mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_registered_models()
+    log = ReviewLog(uri)
+    log.append(ReviewRecord(event="review", time="2026-01-01T00:00:00Z", model="m",
+                            version="1", run_id=None, config_hash=None, fairness_passed=True))
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as conn:
+        conn.execute(f"insert into {REVIEW_TABLE} (time, model, version, event, record) "
+                     "values ('t', 'm', '1', 'review', '{\"event\": \"review\", \"bogus\": 1}')")
+    with pytest.raises(InputError, match=rf"row 2 of {REVIEW_TABLE} in .* is not a record"):
+        log.records()
+    result = runner.invoke(app, ["reviews", "--tracking-uri", uri])
+    assert result.exit_code == 2 and "row 2" in result.output
+
+
 def test_append_record_creates_the_folder(tmp_path: Path, model: str) -> None:
     target = tmp_path / "new" / "folder" / "reviews.jsonl"
     entry = review(model, "1", decision="approved", by="A", reason="r")
@@ -258,6 +274,12 @@ def test_append_record_creates_the_folder(tmp_path: Path, model: str) -> None:
     ({"decision": "rejected", "override_fairness": True}, "only goes with --approve"),
     ({"reason": "  "}, "--reason is empty"),
     ({"by": ""}, "--by is empty"),
+    # Invisible: a zero-width space approved a failed audit "by" nobody.
+    ({"by": "\u200b"}, "--by is empty (or holds only invisible characters)"),
+    ({"reason": "\u200b\u2060 "}, "--reason is empty (or holds only invisible"),
+    # Kept for good and shown by /metadata to every caller.
+    ({"reason": "borger 010190-1234 klagede"}, "--reason holds what looks like a CPR number"),
+    ({"by": "sagsbehandler 0101901234"}, "--by holds what looks like a CPR number"),
     ({"reason": "x" * 5001}, "5001 characters"),
 ])
 def test_review_refuses_bad_input_and_records_nothing(model: str, kwargs: dict[str, object],
