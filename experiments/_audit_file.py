@@ -79,7 +79,8 @@ def parse_reference(items: Sequence[str], table: AuditTable) -> dict[str, str]:
         present = table.sensitive[column].dropna()
         if not (present == value).any():
             values = sorted(present.unique().tolist())
-            shown = ", ".join(map(str, values[:20])) + (" …" if len(values) > 20 else "")
+            shown = hide_cprs_in_text(", ".join(map(str, values[:20]))) + (
+                " …" if len(values) > 20 else "")
             raise InputError(f"--reference {item!r}: no row of {table.path} has {column} = "
                              f"{value!r} (an empty group); its values: {shown}")
         out[column] = value

@@ -17,6 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 import scipy.sparse as sp
 
+from overblik.features._cpr_text import hide_cprs
 from overblik.features._errors import InputError
 
 __all__ = ["MAX_GROUPS", "MISSING", "SEP", "GroupIndex", "Grouping", "build_groups",
@@ -144,7 +145,8 @@ def encode_attribute(column: pd.Series) -> tuple[IntArray, tuple[str, ...]]:
     recode[present] = np.arange(len(present))
     codes = recode[raw]  # raw == -1 picks the last entry
     if len(present) > MAX_GROUPS:
-        examples = ", ".join(_name(values[i]) for i in present[:3])
+        # Many distinct values may be identifiers (a CPR number column given as sensitive).
+        examples = hide_cprs(", ".join(_name(values[i]) for i in present[:3]))
         raise InputError(f"sensitive column {name!r} has {len(present):,} distinct values "
                          f"({examples}, ...): an audit compares groups, at most {MAX_GROUPS}; "
                          "band a measurement first (e.g. age in years as age bands) and leave "

@@ -374,6 +374,22 @@ def test_csv_whose_first_column_is_named_par1_is_audited_as_csv(tmp_path: Path) 
     assert json.loads((tmp_path / "out" / "audit.json").read_text())["n"] == 300
 
 
+def test_a_cpr_column_given_as_sensitive_is_not_printed(tmp_path: Path) -> None:
+    """The messages that list a sensitive column's values printed the CPR numbers of a
+    column given by mistake (20 with --reference, 3 as examples of too many groups)."""
+    cprs = [f"{d:02d}0190-{1000 + i:04d}" for i, d in enumerate(np.arange(ROWS) % 28 + 1)]
+    _scored().assign(cpr=cprs).to_csv(tmp_path / "with_cpr.csv", index=False)
+    base = ["audit", "--data", str(tmp_path / "with_cpr.csv"), "--label", "placed", "--score",
+            "risk", "--top-k", "100", "--n-boot", "20", "--out", str(tmp_path / "out")]
+    for extra in (["--sensitive", "origin,cpr", "--reference", "cpr=none"],
+                  ["--sensitive", "origin,cpr"]):
+        result = runner.invoke(app, [*base, *extra])
+        assert result.exit_code == 2, result.output
+        assert "<CPR-shaped value hidden>" in _text(result.output)
+        assert not any(c in result.output or c.replace("-", "") in result.output
+                       for c in cprs), result.output
+
+
 def test_a_failed_audit_leaves_no_new_out_folder(tmp_path: Path) -> None:
     """A sensitive column of ages is refused by the audit itself, after --out was made."""
     frame = _scored().assign(age=np.arange(ROWS) % 70 + 18)
