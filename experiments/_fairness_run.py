@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -359,14 +360,17 @@ def log_label_bias(run_id: str, recorded: np.ndarray, true_probability: np.ndarr
     names = {a.path for a in client.list_artifacts(run_id, FAIRNESS_ARTIFACTS)}
     if f"{FAIRNESS_ARTIFACTS}/{REPORT_INPUTS}" not in names:
         return None
-    local = mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path=f"{FAIRNESS_ARTIFACTS}/{REPORT_INPUTS}")
-    try:
-        run = joblib.load(local)
-    except Exception as exc:  # unpickling code from another version fails in many ways
-        raise InputError(f"run {run_id}: its fairness report inputs cannot be read "
-                         f"({type(exc).__name__}: {exc}); they were written by another "
-                         "version of overblik: train again") from None
+    # The inputs hold the audit's test rows: read into a folder removed afterwards (without
+    # dst_path MLflow copies into a mkdtemp() folder it never removes).
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=f"{FAIRNESS_ARTIFACTS}/{REPORT_INPUTS}", dst_path=tmp)
+        try:
+            run = joblib.load(local)
+        except Exception as exc:  # unpickling code from another version fails in many ways
+            raise InputError(f"run {run_id}: its fairness report inputs cannot be read "
+                             f"({type(exc).__name__}: {exc}); they were written by another "
+                             "version of overblik: train again") from None
     if not isinstance(run, FairnessRun):
         raise InputError(f"run {run_id}: {REPORT_INPUTS} holds no fairness run: train again")
     if oracle_gap is not None and math.isfinite(oracle_gap):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -91,10 +92,12 @@ def compare_with_truth(run_id: str, truth: Path, *, tracking_uri: str | None = N
                          "`overblik generate`")
     run = mlflow.get_run(run_id)
     outcome = run.data.tags["overblik.outcome"]
-    local = mlflow.artifacts.download_artifacts(run_id=run_id,
-                                                artifact_path="predictions/test_predictions"
-                                                ".parquet")
-    preds = pd.read_parquet(local)
+    # Without dst_path MLflow copies into a mkdtemp() folder it never removes: the copy
+    # (pseudonyms, sensitive attributes, labels) would stay in /tmp.
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="predictions/test_predictions.parquet", dst_path=tmp)
+        preds = pd.read_parquet(local)
     facts = pd.read_parquet(truth_file, columns=["person_id", "as_of", "outcome", "p_realised",
                                                  "p_need"])
     facts = facts[facts["outcome"] == outcome].drop(columns="outcome")
@@ -138,13 +141,14 @@ def effects_against_truth(run_id: str, truth: Path) -> EffectsOracle | None:
     from overblik.features._effects_data import CONTROL, true_effects
     from overblik.models import compare_policies
 
-    try:
-        summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/effects/summary.json")
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="effects/test_effects.parquet")
-    except (MlflowException, OSError):
-        return None  # trained without an effects section
-    test = pd.read_parquet(local)
+    with tempfile.TemporaryDirectory() as tmp:  # no copy of the test rows left behind
+        try:
+            summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/effects/summary.json")
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="effects/test_effects.parquet", dst_path=tmp)
+        except (MlflowException, OSError):
+            return None  # trained without an effects section
+        test = pd.read_parquet(local)
     programmes = list(summary["programmes"])
     truth_rows = true_effects(truth, test, outcome=summary["outcome"], programmes=programmes)
     tau = truth_rows[[f"effect_{p}" for p in programmes]].to_numpy(dtype=np.float64)

@@ -162,6 +162,35 @@ def _requirements() -> list[str]:
             ("lightgbm", "scikit-learn", "pandas", "numpy", "joblib", "mlflow")]
 
 
+def synthetic_example(X: pd.DataFrame) -> pd.DataFrame:
+    """One row of each feature's median: the model's input example, describing no citizen.
+
+    MLflow writes the example into every registered version (``input_example.json``,
+    ``serving_input_example.json``), where anyone who can read the registry sees it: real
+    rows there would be citizens' feature vectors. The medians (missing values skipped)
+    keep the columns, their order and dtypes, from which the signature is inferred.
+
+    Parameters
+    ----------
+    X
+        The experiment's feature rows (numeric columns).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row with ``X``'s columns and dtypes.
+    """
+    example = pd.DataFrame([X.median(skipna=True)], columns=X.columns)
+    for column in X.columns:
+        dtype = X[column].dtype
+        if not pd.api.types.is_float_dtype(dtype):
+            # An integer or boolean column keeps its dtype (it is in the signature), so a
+            # median between two values is rounded to one of them.
+            example[column] = example[column].round()
+        example[column] = example[column].astype(dtype)
+    return example
+
+
 def _log_model(config: ExperimentConfig, estimator: BaseEstimator, data: Dataset,
                folder: Path, effects_file: Path | None = None) -> tuple[str, str]:
     """Log the fitted LightGBM model as a pyfunc returning probabilities; register it.
@@ -174,7 +203,7 @@ def _log_model(config: ExperimentConfig, estimator: BaseEstimator, data: Dataset
     feat_path = folder / "features.json"
     pd.DataFrame([asdict(f) for f in data.features]).to_json(feat_path, orient="records",
                                                              force_ascii=False, indent=1)
-    example = data.X.head(5)
+    example = synthetic_example(data.X)
     out = pd.DataFrame({"probability": estimator.predict_proba(example)[:, 1]})
     name = registered_model_name(config.name)
     info = mlflow.pyfunc.log_model(

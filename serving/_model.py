@@ -18,9 +18,14 @@ to get them).
 from __future__ import annotations
 
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from overblik.experiments._approval import Approval, approval_of
 from overblik.experiments._config import ExperimentConfig
@@ -146,9 +151,12 @@ def _load_config(name: str, version: str, run_id: str) -> ExperimentConfig:
     from pydantic import ValidationError
 
     try:
-        resolved = mlflow.artifacts.download_artifacts(run_id=run_id,
-                                                       artifact_path="config/resolved.json")
-        raw = json.loads(Path(resolved).read_text(encoding="utf-8"))
+        # Read from a folder removed afterwards: without dst_path MLflow copies the file into
+        # a mkdtemp() folder it never removes, one more at every start.
+        with tempfile.TemporaryDirectory() as tmp:
+            resolved = mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="config/resolved.json", dst_path=tmp)
+            raw = json.loads(Path(resolved).read_text(encoding="utf-8"))
     except (MlflowException, OSError, ValueError) as exc:
         raise _fail(name, version, f"the run {run_id} has no readable config/resolved.json "
                     f"({type(exc).__name__})") from None
@@ -180,6 +188,46 @@ def _check_agree(name: str, version: str, estimator: LightGBMRisk,
                     f"version is tagged {tag_hash}")
 
 
+def _local_folder(uri: str) -> Path | None:
+    """The folder a ``file:`` URI or plain path names, None for any other store."""
+    parts = urlsplit(uri)
+    return Path(url2pathname(parts.path)) if parts.scheme in ("", "file") else None
+
+
+@contextmanager
+def _model_folder(client: Any, name: str, version: str) -> Iterator[Path]:
+    """The version's files, in place in a local artifact store, else downloaded for the load.
+
+    The service keeps only what it read into memory (estimator, feature list, effect models)
+    and never opens the files again, so a download need not outlive the load: it goes into a
+    temporary folder removed on exit. Without ``dst_path`` MLflow would download into a
+    ``mkdtemp()`` folder it never removes, a copy of the model at every start. A local store
+    is read where it is (MLflow too returns its path without copying), so messages name the
+    files there.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    def cannot_read(exc: Exception) -> StartupError:
+        return _fail(name, version, f"the model files cannot be read ({type(exc).__name__}: "
+                     f"{str(exc)[:200]}); register the model again with `overblik train`")
+
+    try:
+        uri = str(client.get_model_version_download_uri(name, version))
+    except MlflowException as exc:
+        raise cannot_read(exc) from None
+    local = _local_folder(uri)
+    if local is not None:
+        yield local
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        except (MlflowException, OSError) as exc:
+            raise cannot_read(exc) from None
+        yield root
+
+
 def load_served_model(name: str, alias: str, *, tracking_uri: str,
                       require_approval: bool = True) -> ServedModel:
     """Load ``name@alias`` from the registry, approved and consistent, or raise.
@@ -205,7 +253,6 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
         corrupt or mismatched one is.
     """
     import mlflow
-    from mlflow.exceptions import MlflowException
 
     from overblik.experiments._tracking import use_tracking
 
@@ -225,22 +272,18 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
     if approval is None:  # profiles only: a placeholder record, never served
         approval = Approval(decision="rejected", by="", reason="not reviewed", at="",
                             overrides_fairness=False)
-    try:
-        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}"))
-    except (MlflowException, OSError) as exc:
-        raise _fail(name, version, f"the model files cannot be read ({type(exc).__name__}: "
-                    f"{str(exc)[:200]}); register the model again with `overblik train`"
-                    ) from None
-    folder = root / "artifacts"
-    estimator = _load_estimator(name, version, folder)
-    features = _load_features(name, version, folder)
-    config = _load_config(name, version, mv.run_id)
-    _check_agree(name, version, estimator, features, config, mv.tags.get("overblik.config_hash"))
-    effects = _load_effects(name, version, folder, features)
-    problem = model_files_problem(root)  # MLmodel, the pyfunc and its environment files
-    if problem is not None:
-        raise _fail(name, version, f"{problem}; register the model again with `overblik "
-                    "train`")
+    with _model_folder(client, name, version) as root:
+        folder = root / "artifacts"
+        estimator = _load_estimator(name, version, folder)
+        features = _load_features(name, version, folder)
+        config = _load_config(name, version, mv.run_id)
+        _check_agree(name, version, estimator, features, config,
+                     mv.tags.get("overblik.config_hash"))
+        effects = _load_effects(name, version, folder, features)
+        problem = model_files_problem(root)  # MLmodel, the pyfunc and its environment files
+        if problem is not None:
+            raise _fail(name, version, f"{problem}; register the model again with `overblik "
+                        "train`")
     run = client.get_run(mv.run_id)
     metrics = {m: float(run.data.metrics[f"test_lightgbm_{m}"]) for m in _METRICS
                if f"test_lightgbm_{m}" in run.data.metrics}
