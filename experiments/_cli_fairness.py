@@ -168,6 +168,7 @@ def review(
     hash, to the record (a table in the registry's database; data/reviews.jsonl for a
     file store or an MLflow server), which is never rewritten: `overblik reviews` lists it.
     """
+    from overblik.experiments._review import champion_of
     from overblik.experiments._review import review as run_review
     from overblik.experiments._review_log import ReviewLog
     from overblik.experiments._tracking import use_tracking
@@ -196,6 +197,11 @@ def review(
                        else "missed its fairness thresholds")
         console.print(f"[yellow]note:[/] this version {audit_state}: `overblik promote` will "
                       "refuse it unless the board approves with --override-fairness")
+    if entry.decision == "rejected" and champion_of(entry.model) == entry.version:
+        console.print(f"[yellow]note:[/] version {entry.version} is the champion: running "
+                      "services stop answering its scores within seconds (they read the "
+                      "board's decision every 10 s) and cannot start with it; promote an "
+                      f"approved version (overblik promote {entry.model} VERSION)")
 
 
 @app.command()

@@ -33,7 +33,8 @@ from overblik.experiments._tracking import without_password
 from overblik.features._cpr_text import contains_cpr
 from overblik.features._errors import InputError
 
-__all__ = ["MAX_REASON_CHARS", "Promotion", "PromotionRefused", "promote", "review"]
+__all__ = ["MAX_REASON_CHARS", "GateVerdict", "Promotion", "PromotionRefused", "champion_of",
+           "gate", "promote", "review"]
 
 MAX_REASON_CHARS = 5000  # MLflow stores model-version tag values up to 5000 characters
 
@@ -79,9 +80,11 @@ def _fairness_passed(mv: ModelVersion) -> bool | None:
     return None if value is None else value == "true"
 
 
-def _champion(client: mlflow.MlflowClient, name: str) -> str | None:
+def champion_of(name: str, client: mlflow.MlflowClient | None = None) -> str | None:
+    """The version behind ``name``'s ``champion`` alias, or None."""
     try:
-        return str(client.get_model_version_by_alias(name, CHAMPION).version)
+        return str((client or mlflow.MlflowClient()).get_model_version_by_alias(
+            name, CHAMPION).version)
     except MlflowException:
         return None
 
@@ -175,13 +178,80 @@ def _refusal(mv: ModelVersion, approval: Approval | None, passed: bool | None) -
     return None
 
 
+@dataclass(frozen=True)
+class GateVerdict:
+    """What the gate says of a version: the board's latest review of it as the record holds
+    it (None: never reviewed), the audit verdict it was reviewed with, and why the version
+    may not serve or become champion (None: it may)."""
+
+    approval: Approval | None
+    fairness_passed: bool | None
+    refusal: str | None
+
+
+def _as_approval(entry: ReviewRecord) -> Approval:
+    return Approval(decision=entry.decision or "rejected", by=entry.by or "",
+                    reason=entry.reason or "", at=entry.time,
+                    overrides_fairness=bool(entry.overrides_fairness))
+
+
+def gate(mv: ModelVersion, client: mlflow.MlflowClient, *,
+         record: Path | None = None) -> GateVerdict:
+    """The ethics board's gate for one registered version, read from the board's record.
+
+    The version's approval tags are a copy of its latest review for MLflow's UI; anyone who
+    can write to the registry can set them (and ``copy_model_version`` copies them to
+    another version or model). So the gate reads the record (append-only, kept by
+    ``overblik review``): the latest review of *this* name and version must approve it, for
+    the run it points at, and its audit must have passed or the approval override that with
+    a reason. Tags that differ from the record, a version now pointing at another run, or an
+    audit verdict that changed since the review close the gate too.
+    """
+    label = f"{mv.name} version {mv.version}"
+    reviews = [r for r in ReviewLog(client.tracking_uri, record).records(mv.name)
+               if r.event == "review" and r.version == str(mv.version)]
+    latest = reviews[-1] if reviews else None
+    tagged = approval_of(mv.name, str(mv.version), client)
+    passed_now = _fairness_passed(mv)
+    if latest is None:
+        why = _refusal(mv, None, passed_now)
+        if tagged is not None:
+            why = (f"{label} carries approval tags ({tagged.decision} by {tagged.by}, "
+                   f"{tagged.at}) but the ethics board's record has no review of it: the tags "
+                   "were set or copied outside `overblik review`; the board must review it "
+                   f"(overblik review {mv.name} {mv.version} --approve ...)")
+        return GateVerdict(None, passed_now, why)
+    approval = _as_approval(latest)
+    if tagged != approval:
+        return GateVerdict(approval, latest.fairness_passed,
+                           f"{label}'s approval tags do not match the board's latest review "
+                           f"in the record ({approval.decision} by {approval.by}, "
+                           f"{approval.at}): the tags were changed outside `overblik review`; "
+                           "the board must review it again")
+    if latest.run_id != mv.run_id:
+        return GateVerdict(approval, latest.fairness_passed,
+                           f"{label} now points at run {mv.run_id}, but the board reviewed it "
+                           f"for run {latest.run_id}; the board must review it again")
+    if passed_now != latest.fairness_passed:
+        return GateVerdict(approval, latest.fairness_passed,
+                           f"{label}'s fairness verdict changed since the board's review "
+                           f"({_verdict(latest.fairness_passed)} then, {_verdict(passed_now)} "
+                           "now); the board must review it again")
+    return GateVerdict(approval, latest.fairness_passed,
+                       _refusal(mv, approval, latest.fairness_passed))
+
+
+def _verdict(passed: bool | None) -> str:
+    return "no audit" if passed is None else "passed" if passed else "missed"
+
+
 def promote(name: str, version: str, *, client: mlflow.MlflowClient | None = None,
             record: Path | None = None) -> Promotion:
     """Move the ``champion`` alias to the version if the gate allows it; record either way.
 
-    The gate: the latest review approves the version, and its fairness audit passed
-    (``overblik.fairness_passed`` = ``"true"``) or the approval overrides the failed (or
-    missing) audit with a reason.
+    The gate (:func:`gate`): the latest review in the board's record approves the version,
+    and its fairness audit passed (``overblik.fairness_passed`` = ``"true"``) or the approval
+    overrides the failed (or missing) audit with a reason.
 
     Raises
     ------
@@ -193,10 +263,9 @@ def promote(name: str, version: str, *, client: mlflow.MlflowClient | None = Non
     mlflow_client = client or mlflow.MlflowClient()
     mv = _model_version(mlflow_client, name, version)
     version = str(mv.version)
-    approval = approval_of(name, version, mlflow_client)
-    passed = _fairness_passed(mv)
-    previous = _champion(mlflow_client, name)
-    why = _refusal(mv, approval, passed)
+    verdict = gate(mv, mlflow_client, record=record)
+    approval, passed, why = verdict.approval, verdict.fairness_passed, verdict.refusal
+    previous = champion_of(name, mlflow_client)
     entry = ReviewRecord(
         event="promotion" if why is None else "promotion_refused", time=utc_now(),
         model=name, version=str(version), run_id=mv.run_id,

@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from overblik.features._pseudonym import PseudonymKey, load_key, pseudonymise_one
+from overblik.serving._approval_watch import ApprovalWatch
 from overblik.serving._auditlog import AuditLog, AuditWriter, DecisionCheck
 from overblik.serving._cpr import shown_key
 from overblik.serving._database import open_database
@@ -158,6 +159,10 @@ class ScoringEngine:
         self.keys = keys
         self.audit = audit
         self.audit_writer = AuditWriter(audit)
+        self.watch = ApprovalWatch(model.name, model.version,
+                                   tracking_uri=settings.tracking_uri,
+                                   seconds=settings.approval_check_seconds,
+                                   approval=model.approval)
         self._key = key
         self.explainer = Explainer(model.estimator)
         self._booster = model.estimator.booster_
@@ -193,10 +198,12 @@ class ScoringEngine:
                                f"{type(exc).__name__}: {exc}") from None
         engine = cls(settings, model, store, key, keys, audit)
         engine.self_check()
+        engine.watch.start()
         return engine
 
     def close(self) -> None:
-        """Commit the queued audit entries and stop the writer."""
+        """Stop watching the approval; commit the queued audit entries, stop the writer."""
+        self.watch.close()
         self.audit_writer.close()
 
     def self_check(self, rows: int = 50) -> None:
@@ -531,7 +538,7 @@ class ScoringEngine:
 
     def metadata(self) -> MetadataResponse:
         """``GET /metadata``: the model card summary."""
-        m, a = self.model, self.model.approval
+        m, a = self.model, self.watch.approval  # the board's latest decision, as watched
         low, high = self.settings.band_thresholds
         return MetadataResponse(
             model=self.ref, experiment=m.config.name, description=m.config.description.strip(),

@@ -75,6 +75,12 @@ def error_body(message: str, fields: list[FieldError] | None = None,
 _DIGIT_RUN = re.compile(r"[0-9]{6}")
 
 
+def withdrawn_message(engine: ScoringEngine) -> str:
+    """Why the service answers no scores: the board's approval of its version is gone."""
+    return (f"{engine.model.name} version {engine.model.version} may no longer serve, so no "
+            f"scores are answered: {engine.watch.withdrawn}")
+
+
 def new_request_id() -> str:
     """A random request id (32 hex digits) in which no CPR number can be read, with or
     without a batch item's ``-<index>``."""
@@ -259,6 +265,12 @@ class AccessAuditMiddleware:
             return
         rule = match_route(scope["path"])
         if rule is not None and rule.public:
+            engine = self.engine()
+            if rule.path == "/readyz" and engine is not None and engine.watch.withdrawn:
+                # Not ready: a load balancer takes the instance out while the board's
+                # approval of its version is withdrawn.
+                await self._plain(send, 503, withdrawn_message(engine))
+                return
             await self.app(scope, receive, _PublicSender(send, rule.path))
             return
         engine = self.engine()
@@ -266,7 +278,7 @@ class AccessAuditMiddleware:
                                endpoint=rule.path if rule else "(unknown)",
                                method=str(scope["method"])[:10])
         if engine is None:
-            await self._plain(send, 503, "the service is starting", record)
+            await self._plain(send, 503, "the service is starting", record.request_id)
             return
         try:
             receive = await self._admit(scope, receive, engine, record)
@@ -331,6 +343,8 @@ class AccessAuditMiddleware:
         if key.role not in rule.roles:
             raise _Reply(403, f"the role {key.role} may not use {rule.path}; it is for "
                          f"{', '.join(sorted(rule.roles))}", "Authorization")
+        if rule.uses_model and engine.watch.withdrawn:
+            raise _Reply(503, withdrawn_message(engine))
         if rule.method != "POST":
             return receive
         kind = headers.get("content-type", "application/json").split(";")[0].strip().lower()
@@ -442,8 +456,10 @@ class AccessAuditMiddleware:
         await self._json(send, engine, record, reply.status,
                          error_body(reply.message, fields, record.request_id), reply.headers)
 
-    async def _plain(self, send: Send, status: int, message: str, record: RequestRecord) -> None:
-        body = error_body(message, request_id=record.request_id)
+    async def _plain(self, send: Send, status: int, message: str,
+                     request_id: str | None = None) -> None:
+        """An error answered without the audit log (no store yet, or a public probe)."""
+        body = error_body(message, request_id=request_id)
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from overblik.experiments._approval import Approval, approval_of
+from overblik.experiments._approval import Approval
 from overblik.experiments._config import ExperimentConfig
 from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
 from overblik.features._errors import InputError
@@ -263,12 +263,16 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     mv = _version(client, name, alias)
     version = str(mv.version)
-    approval = approval_of(name, version, client)
-    if require_approval and (approval is None or not approval.approved):
-        said = "it has not been reviewed by the ethics board" if approval is None else (
-            f"it was rejected by {approval.by} ({approval.reason})")
-        raise _fail(name, version, f"{said}; nothing serves without the ethics board's "
-                    "approval: review it with `overblik review`, then `overblik promote`")
+    from overblik.experiments._review import gate
+
+    try:  # the same gate as `overblik promote`: what may not be champion does not serve
+        verdict = gate(mv, client)
+    except InputError as exc:  # the board's record cannot be read
+        raise _fail(name, version, str(exc)) from None
+    if require_approval and verdict.refusal is not None:
+        raise _fail(name, version, f"{verdict.refusal}; nothing serves without the ethics "
+                    "board's approval")
+    approval = verdict.approval
     if approval is None:  # profiles only: a placeholder record, never served
         approval = Approval(decision="rejected", by="", reason="not reviewed", at="",
                             overrides_fairness=False)

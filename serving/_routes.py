@@ -24,7 +24,8 @@ class RouteRule:
     ``identify`` are the roles that may name a citizen by CPR number on this endpoint; the
     other allowed roles may only send feature payloads. ``bulk`` endpoints take one large
     body that cannot be split into pages (``max_bulk_body_bytes`` instead of
-    ``max_body_bytes``).
+    ``max_body_bytes``). ``uses_model``: the answer comes from the served model, so it is
+    withheld (503) while the ethics board's approval of the version is withdrawn.
     """
 
     path: str
@@ -33,6 +34,7 @@ class RouteRule:
     summary: str
     identify: frozenset[Role] = frozenset()
     bulk: bool = False
+    uses_model: bool = False
 
     @property
     def public(self) -> bool:
@@ -47,20 +49,20 @@ CASEWORKER: Role = "caseworker-system"
 ROUTES: tuple[RouteRule, ...] = (
     RouteRule("/score", "POST", _roles(CASEWORKER),
               "Score one citizen (CPR number or features) with reasons.",
-              identify=_roles(CASEWORKER)),
+              identify=_roles(CASEWORKER), uses_model=True),
     RouteRule("/score/batch", "POST", _roles(CASEWORKER),
               "Score up to 1,000 citizens (the nightly list); feature payloads also count "
               "against the body limit (2 MB by default: about 300 payloads).",
-              identify=_roles(CASEWORKER)),
+              identify=_roles(CASEWORKER), uses_model=True),
     RouteRule("/explain", "POST", _roles(CASEWORKER, "analyst"),
               "Every feature's contribution (analysts: feature payloads only).",
-              identify=_roles(CASEWORKER)),
+              identify=_roles(CASEWORKER), uses_model=True),
     RouteRule("/recommend", "POST", _roles(CASEWORKER, "analyst"),
               "Each programme's estimated effect for one citizen, with interval and reasons "
-              "(analysts: feature payloads only).", identify=_roles(CASEWORKER)),
+              "(analysts: feature payloads only).", identify=_roles(CASEWORKER), uses_model=True),
     RouteRule("/allocate", "POST", _roles("analyst"),
               "Places of each programme for up to 20,000 citizens (feature payloads), within "
-              "places and budget.", bulk=True),
+              "places and budget.", bulk=True, uses_model=True),
     RouteRule("/feedback", "POST", _roles(CASEWORKER),
               "The caseworker's decision on a scored or recommended request."),
     RouteRule("/metadata", "GET", frozenset(ROLES), "Model card summary, version, approval."),

@@ -29,7 +29,8 @@ _ENV_NAMES = {"tracking_uri": "TRACKING_URI", "model_name": "MODEL", "alias": "A
               "profile_store": "PROFILES", "store_url": "STORE", "key_file": "KEY_FILE",
               "demo_key": "DEMO_KEY", "band_thresholds": "BANDS", "top_reasons": "TOP_REASONS",
               "key_cache_seconds": "KEY_CACHE_SECONDS", "max_body_bytes": "MAX_BODY_BYTES",
-              "max_bulk_body_bytes": "MAX_BULK_BODY_BYTES"}
+              "max_bulk_body_bytes": "MAX_BULK_BODY_BYTES",
+              "approval_check_seconds": "APPROVAL_CHECK_SECONDS"}
 
 
 def default_store_url() -> str:
@@ -75,6 +76,9 @@ class ServingSettings(BaseModel):
     max_bulk_body_bytes
         Largest body of a bulk endpoint (``/allocate``: up to 20,000 citizens with every
         feature are ~120 MB of JSON; one allocation cannot be split).
+    approval_check_seconds
+        How often the ethics board's decision on the served version is read again (0: only
+        at the start); while it may not serve, no scores are answered.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -91,6 +95,7 @@ class ServingSettings(BaseModel):
     key_cache_seconds: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=2_000_000, ge=1_000)
     max_bulk_body_bytes: int = Field(default=256_000_000, ge=1_000)
+    approval_check_seconds: float = Field(default=10.0, ge=0)
 
     @field_validator("model_name")
     @classmethod

@@ -134,6 +134,24 @@ def test_promote_accepts_approved_passing_then_overridden_failing(model: str) ->
     assert approval is not None and approval.approved and approval.overrides_fairness
 
 
+def test_promote_reads_the_boards_record_not_the_tags(model: str) -> None:
+    """Editable tags opened the gate: a failed audit's tag set to "true" after the board
+    approved without an override, or a version copied with its approval tags."""
+    client = MlflowClient()
+    review(model, "2", decision="approved", by="Etisk råd", reason="looks fine")
+    client.set_model_version_tag(model, "2", FAIRNESS_PASSED, "true")
+    with pytest.raises(PromotionRefused, match=r"fairness verdict changed since the board's "
+                                               r"review \(missed then, passed now\)"):
+        promote(model, "2")
+    review(model, "1", decision="approved", by="Etisk råd", reason="meets every threshold")
+    copy = client.copy_model_version(f"models:/{model}/1", model)
+    with pytest.raises(PromotionRefused, match="record has no review of it"):
+        promote(model, str(copy.version))
+    assert _champion(model) is None
+    promote(model, "1")  # the reviewed version itself
+    assert _champion(model) == "1"
+
+
 def test_rejection_after_approval_blocks_promotion(model: str) -> None:
     review(model, "1", decision="approved", by="Etisk råd", reason="ok")
     review(model, "1", decision="rejected", by="Etisk råd", reason="proxy for origin found")
@@ -334,8 +352,16 @@ def test_cli_review_and_promote(model: str, uri: str) -> None:
     assert (f"version 2 is now 'champion' (there was no champion); recorded in "
             f"{where}") in _text(result.output)
     assert _champion(model) == "2"
+    assert "is the champion" not in _text(result.output)
+    # Rejecting the champion says what happens to the services running it.
+    result = runner.invoke(app, ["review", model, "2", "--reject", "--by", "Demo ethics board",
+                                 "--reason", "withdrawn", *base])
+    assert result.exit_code == 0, result.output
+    assert ("version 2 is the champion: running services stop answering its scores within "
+            "seconds") in _text(result.output)
     assert [r.event for r in _records(model)] == ["promotion_refused", "review",
-                                                  "promotion_refused", "review", "promotion"]
+                                                  "promotion_refused", "review", "promotion",
+                                                  "review"]
 
 
 @pytest.mark.postgres

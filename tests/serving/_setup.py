@@ -8,23 +8,20 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import mlflow
 import pandas as pd
 
-from overblik.experiments._approval import (
-    APPROVAL_AT,
-    APPROVAL_BY,
-    APPROVAL_DECISION,
-    APPROVAL_OVERRIDES_FAIRNESS,
-    APPROVAL_REASON,
-    CHAMPION,
-)
+from overblik.experiments._approval import CHAMPION, FAIRNESS_PASSED
 from overblik.experiments._config import ExperimentConfig, experiments_dir, load_experiment
+from overblik.experiments._review import review
 from overblik.experiments._train import train
 from overblik.features import SyntheticConfig, demo_key, generate_municipality, ingest
 from overblik.features._pseudonym import pseudonymise_one
@@ -37,6 +34,9 @@ from overblik.serving import (
     open_database,
 )
 from tests.conftest import ROOT
+
+if TYPE_CHECKING:
+    from starlette.testclient import TestClient
 
 AS_OF = date(2025, 6, 1)
 
@@ -58,7 +58,9 @@ class Served:
     def settings(self, **changes: object) -> ServingSettings:
         base = {"tracking_uri": self.tracking_uri, "model_name": self.model_name,
                 "profile_store": self.profiles, "store_url": self.store_url,
-                "demo_key": True, "key_cache_seconds": 0.0}
+                "demo_key": True, "key_cache_seconds": 0.0,
+                # The board's decision is read again each second (a test withdraws it).
+                "approval_check_seconds": 1.0}
         return ServingSettings.model_validate({**base, **changes})
 
 
@@ -83,12 +85,35 @@ def small_config(clean: Path, n_estimators: int = 40) -> ExperimentConfig:
 
 
 def approve(tracking_uri: str, name: str, version: str, decision: str = "approved") -> None:
-    """Write the ethics board's decision as the model-version tags the service reads."""
+    """The ethics board's decision, recorded by ``overblik review`` (the record and the tags
+    the gate reads); a failed or missing audit is overridden, as a board may."""
     client = mlflow.MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    for key, value in {APPROVAL_DECISION: decision, APPROVAL_BY: "etisk råd (test)",
-                       APPROVAL_REASON: "test approval", APPROVAL_AT: "2025-06-01T09:00:00Z",
-                       APPROVAL_OVERRIDES_FAIRNESS: "false"}.items():
-        client.set_model_version_tag(name, version, key, value)
+    passed = client.get_model_version(name, version).tags.get(FAIRNESS_PASSED) == "true"
+    review(name, version, decision="approved" if decision == "approved" else "rejected",
+           by="etisk råd (test)", reason="test approval",
+           override_fairness=decision == "approved" and not passed, client=client)
+
+
+@contextmanager
+def in_process(settings: ServingSettings) -> Iterator[TestClient]:
+    """The BentoML service with ``settings``, in process (its lifespan starts and stops the
+    engine); the settings reach it as ``OVERBLIK_SERVE_*`` variables, restored after."""
+    from starlette.testclient import TestClient
+
+    from overblik.serving._service import ScoringService
+
+    env = settings.to_env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with TestClient(ScoringService.to_asgi(), raise_server_exceptions=False) as c:
+            yield c
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def build_served(root: Path, *, citizens: int = 4000, seed: int = 7,

@@ -3,13 +3,12 @@ service tests; the service runs in process through BentoML's ASGI app."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.serving._setup import Served, build_served
+from tests.serving._setup import Served, build_served, in_process
 
 if TYPE_CHECKING:
     from starlette.testclient import TestClient
@@ -24,19 +23,5 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Served:
 @pytest.fixture(scope="session")
 def client(served: Served) -> Iterator[TestClient]:
     """The BentoML service in process (its lifespan starts and stops the engine)."""
-    from starlette.testclient import TestClient
-
-    from overblik.serving._service import ScoringService
-
-    env = served.settings().to_env()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        with TestClient(ScoringService.to_asgi(), raise_server_exceptions=False) as c:
-            yield c
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    with in_process(served.settings()) as c:
+        yield c

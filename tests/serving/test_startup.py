@@ -13,9 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from overblik.experiments._approval import CHAMPION
+from overblik.experiments._approval import APPROVAL_DECISION, CHAMPION, FAIRNESS_PASSED
 from overblik.experiments._cli import app
 from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
+from overblik.experiments._review import review
 from overblik.serving import (
     AllocateRequest,
     ApiError,
@@ -72,13 +73,51 @@ def _copied_files(served: Served, tmp_path: Path) -> Path:
 def test_unreviewed_version_is_refused(served: Served) -> None:
     version = _new_version(served, "unreviewed", decision=None)
     message = _refused(served, alias="unreviewed")
-    assert f"version {version}" in message and "has not been reviewed" in message
+    assert f"version {version}" in message and "has never been reviewed" in message
     assert "overblik review" in message
 
 
 def test_rejected_version_is_refused(served: Served) -> None:
     _new_version(served, "rejected-one", decision="rejected")
-    assert "was rejected by" in _refused(served, alias="rejected-one")
+    assert "the latest review" in (said := _refused(served, alias="rejected-one"))
+    assert "rejected it" in said
+
+
+def test_serving_asks_what_promotion_asks(served: Served) -> None:
+    """`serve --alias challenger` served an approved version whose audit failed, which
+    `promote` refuses without --override-fairness: serving now applies the same gate."""
+    client = _client(served)
+    version = _new_version(served, "failed-audit", decision=None)
+    client.set_model_version_tag(served.model_name, version, FAIRNESS_PASSED, "false")
+    review(served.model_name, version, decision="approved", by="Etisk råd", reason="ok",
+           client=client)
+    said = _refused(served, alias="failed-audit")
+    assert "missed its fairness thresholds" in said and "--override-fairness" in said
+
+
+def test_approval_tags_without_the_boards_record_open_nothing(served: Served) -> None:
+    """The gate read five editable tags: set by hand, copied by MLflow's
+    copy_model_version (to another version or model), or edited after a rejection, they
+    served a version the board never approved."""
+    client = _client(served)
+    champion = client.get_model_version_by_alias(served.model_name, CHAMPION)
+    # Tags written by hand, as the tests' own approve() once did.
+    version = _new_version(served, "tags-only", decision=None)
+    for key, value in champion.tags.items():
+        if "approval" in key:
+            client.set_model_version_tag(served.model_name, version, key, value)
+    said = _refused(served, alias="tags-only")
+    assert "carries approval tags" in said and "no review of it" in said
+    # Copied with the version by MLflow.
+    copy = client.copy_model_version(f"models:/{served.model_name}/{champion.version}",
+                                     served.model_name)
+    assert copy.tags[APPROVAL_DECISION] == "approved"
+    client.set_registered_model_alias(served.model_name, "copied", str(copy.version))
+    assert "no review of it" in _refused(served, alias="copied")
+    # Rejected by the board, then the tag edited back.
+    version = _new_version(served, "edited", decision="rejected")
+    client.set_model_version_tag(served.model_name, version, APPROVAL_DECISION, "approved")
+    assert "do not match the board's latest review" in _refused(served, alias="edited")
 
 
 def test_missing_alias_and_model(served: Served) -> None:
@@ -158,7 +197,7 @@ def test_cli_serve_check(served: Served) -> None:
     refused = runner.invoke(app, ["serve", "--check", "--alias", "cli-unreviewed", *common])
     assert refused.exit_code == 2
     said = " ".join(refused.output.split())
-    assert "has not been reviewed" in said and "Traceback" not in said
+    assert "has never been reviewed" in said and "Traceback" not in said
 
 
 def test_cli_serve_refuses_a_bad_host_port_or_registry(served: Served, tmp_path: Path) -> None:
