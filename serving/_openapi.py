@@ -29,7 +29,8 @@ _ERRORS = {
     "413": "Body too large.",
     "415": "Body is not JSON.",
     "422": "Malformed or out-of-range request; `fields` names each bad field.",
-    "503": "The audit log cannot be written: nothing is answered unaudited.",
+    "503": "The audit log cannot be written (nothing is answered unaudited), or the ethics "
+           "board no longer approves the served version (the model's endpoints).",
 }
 _CONFLICT_ROUTES = ("/recommend", "/allocate", "/feedback")
 _GET_MODELS: dict[str, type[BaseModel]] = {"/metadata": MetadataResponse,
