@@ -77,7 +77,9 @@ class ReviewRecord:
     ``previous_champion`` is the version behind ``champion`` before a promotion (None:
     there was none); ``detail`` says why a promotion was refused; ``registry`` is the
     MLflow store the decision took effect in (its URI without a password; None in records
-    written before it was kept), so records of several stores in one file are told apart.
+    written before it was kept), so records of several stores in one file are told apart;
+    ``files_sha256`` is the digest of the version's files a review saw
+    (:func:`~overblik.experiments._version_files.files_digest`; None before it was kept).
     """
 
     event: Event
@@ -94,6 +96,7 @@ class ReviewRecord:
     previous_champion: str | None = None
     detail: str | None = None
     registry: str | None = None
+    files_sha256: str | None = None
 
     def to_json(self) -> str:
         """One line of JSON (UTF-8 text, keys in field order)."""

@@ -30,6 +30,7 @@ from overblik.experiments._approval import (
 )
 from overblik.experiments._review_log import ReviewLog
 from overblik.experiments._tracking import without_password
+from overblik.experiments._version_files import files_digest, version_folder
 from overblik.features._cpr_text import contains_cpr
 from overblik.features._errors import InputError
 
@@ -140,11 +141,14 @@ def review(name: str, version: str, *, decision: Decision, by: str, reason: str,
                          "override")
     mv = _model_version(mlflow_client, name, version)
     version = str(mv.version)
+    with version_folder(mlflow_client, name, version) as root:
+        digest = files_digest(root)  # the files the board decides on
     entry = ReviewRecord(event="review", time=utc_now(), model=name, version=version,
                          run_id=mv.run_id, config_hash=mv.tags.get("overblik.config_hash"),
                          fairness_passed=_fairness_passed(mv), decision=decision, by=by,
                          reason=reason, overrides_fairness=override_fairness,
-                         registry=without_password(mlflow_client.tracking_uri))
+                         registry=without_password(mlflow_client.tracking_uri),
+                         files_sha256=digest)
     # The record first: a crash in between leaves a recorded decision not yet in effect,
     # never a decision in effect that the record lacks.
     ReviewLog(mlflow_client.tracking_uri, record).append(entry)
@@ -195,8 +199,8 @@ def _as_approval(entry: ReviewRecord) -> Approval:
                     overrides_fairness=bool(entry.overrides_fairness))
 
 
-def gate(mv: ModelVersion, client: mlflow.MlflowClient, *,
-         record: Path | None = None) -> GateVerdict:
+def gate(mv: ModelVersion, client: mlflow.MlflowClient, *, record: Path | None = None,
+         files_sha256: str | None = None, check_files: bool = True) -> GateVerdict:
     """The ethics board's gate for one registered version, read from the board's record.
 
     The version's approval tags are a copy of its latest review for MLflow's UI; anyone who
@@ -204,8 +208,10 @@ def gate(mv: ModelVersion, client: mlflow.MlflowClient, *,
     another version or model). So the gate reads the record (append-only, kept by
     ``overblik review``): the latest review of *this* name and version must approve it, for
     the run it points at, and its audit must have passed or the approval override that with
-    a reason. Tags that differ from the record, a version now pointing at another run, or an
-    audit verdict that changed since the review close the gate too.
+    a reason. Tags that differ from the record, a version now pointing at another run, files
+    that changed since the review (``files_sha256``: their digest, when the caller has read
+    them; else read here unless ``check_files`` is False, as for a service that holds its
+    model in memory), or an audit verdict that changed since the review close the gate too.
     """
     label = f"{mv.name} version {mv.version}"
     reviews = [r for r in ReviewLog(client.tracking_uri, record).records(mv.name)
@@ -232,6 +238,15 @@ def gate(mv: ModelVersion, client: mlflow.MlflowClient, *,
         return GateVerdict(approval, latest.fairness_passed,
                            f"{label} now points at run {mv.run_id}, but the board reviewed it "
                            f"for run {latest.run_id}; the board must review it again")
+    if check_files and latest.files_sha256 is not None:
+        if files_sha256 is None:
+            with version_folder(client, mv.name, str(mv.version)) as root:
+                files_sha256 = files_digest(root)
+        if files_sha256 != latest.files_sha256:
+            return GateVerdict(approval, latest.fairness_passed,
+                               f"{label}'s files changed since the board's review (SHA-256 "
+                               f"{latest.files_sha256[:12]}… then, {files_sha256[:12]}… now): "
+                               "the board has not seen this model; train and review again")
     if passed_now != latest.fairness_passed:
         return GateVerdict(approval, latest.fairness_passed,
                            f"{label}'s fairness verdict changed since the board's review "

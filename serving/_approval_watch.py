@@ -64,7 +64,9 @@ class ApprovalWatch:
 
         client = mlflow.MlflowClient(tracking_uri=self.tracking_uri,
                                      registry_uri=self.tracking_uri)
-        verdict = gate(client.get_model_version(self.name, self.version), client)
+        # The files are not read again: the service holds the model it loaded in memory.
+        verdict = gate(client.get_model_version(self.name, self.version), client,
+                       check_files=False)
         if verdict.refusal != self.withdrawn:
             if verdict.refusal is None:
                 logger.warning("%s version %s may serve again: %s", self.name, self.version,

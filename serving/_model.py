@@ -20,16 +20,15 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from overblik.experiments._approval import Approval
 from overblik.experiments._config import ExperimentConfig
 from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
+from overblik.experiments._version_files import files_digest, version_folder
 from overblik.features._errors import InputError
 from overblik.features._feature_spec import FeatureDef, expand, parse_feature_spec
 from overblik.models._estimators import LightGBMRisk
@@ -188,43 +187,18 @@ def _check_agree(name: str, version: str, estimator: LightGBMRisk,
                     f"version is tagged {tag_hash}")
 
 
-def _local_folder(uri: str) -> Path | None:
-    """The folder a ``file:`` URI or plain path names, None for any other store."""
-    parts = urlsplit(uri)
-    return Path(url2pathname(parts.path)) if parts.scheme in ("", "file") else None
-
-
 @contextmanager
 def _model_folder(client: Any, name: str, version: str) -> Iterator[Path]:
-    """The version's files, in place in a local artifact store, else downloaded for the load.
+    """The version's files for the load (:func:`version_folder`), or a StartupError.
 
     The service keeps only what it read into memory (estimator, feature list, effect models)
-    and never opens the files again, so a download need not outlive the load: it goes into a
-    temporary folder removed on exit. Without ``dst_path`` MLflow would download into a
-    ``mkdtemp()`` folder it never removes, a copy of the model at every start. A local store
-    is read where it is (MLflow too returns its path without copying), so messages name the
-    files there.
+    and never opens the files again, so a download need not outlive the load.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    def cannot_read(exc: Exception) -> StartupError:
-        return _fail(name, version, f"the model files cannot be read ({type(exc).__name__}: "
-                     f"{str(exc)[:200]}); register the model again with `overblik train`")
-
-    try:
-        uri = str(client.get_model_version_download_uri(name, version))
-    except MlflowException as exc:
-        raise cannot_read(exc) from None
-    local = _local_folder(uri)
-    if local is not None:
-        yield local
-        return
-    with tempfile.TemporaryDirectory() as tmp:
+    with ExitStack() as stack:
         try:
-            root = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
-        except (MlflowException, OSError) as exc:
-            raise cannot_read(exc) from None
+            root = stack.enter_context(version_folder(client, name, version))
+        except InputError as exc:  # only reaching the files: errors of the load pass
+            raise _fail(name, version, str(exc)) from None
         yield root
 
 
@@ -265,18 +239,19 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
     version = str(mv.version)
     from overblik.experiments._review import gate
 
-    try:  # the same gate as `overblik promote`: what may not be champion does not serve
-        verdict = gate(mv, client)
-    except InputError as exc:  # the board's record cannot be read
-        raise _fail(name, version, str(exc)) from None
-    if require_approval and verdict.refusal is not None:
-        raise _fail(name, version, f"{verdict.refusal}; nothing serves without the ethics "
-                    "board's approval")
-    approval = verdict.approval
-    if approval is None:  # profiles only: a placeholder record, never served
-        approval = Approval(decision="rejected", by="", reason="not reviewed", at="",
-                            overrides_fairness=False)
     with _model_folder(client, name, version) as root:
+        try:  # the same gate as `overblik promote`: what may not be champion does not serve
+            verdict = gate(mv, client, files_sha256=files_digest(root))
+        except InputError as exc:  # the board's record cannot be read
+            raise _fail(name, version, str(exc)) from None
+        if require_approval and verdict.refusal is not None:
+            raise _fail(name, version, f"{verdict.refusal}; nothing serves without the ethics "
+                        "board's approval")
+        approval = verdict.approval
+        if approval is None:  # profiles only: a placeholder record, never served
+            approval = Approval(decision="rejected", by="", reason="not reviewed", at="",
+                                overrides_fairness=False)
+        # Read only once the gate is open: the files are what the board reviewed.
         folder = root / "artifacts"
         estimator = _load_estimator(name, version, folder)
         features = _load_features(name, version, folder)

@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import mlflow
 import pytest
@@ -150,6 +152,19 @@ def test_promote_reads_the_boards_record_not_the_tags(model: str) -> None:
     assert _champion(model) is None
     promote(model, "1")  # the reviewed version itself
     assert _champion(model) == "1"
+
+
+def test_promote_refuses_files_changed_since_the_review(model: str) -> None:
+    review(model, "1", decision="approved", by="Etisk råd", reason="meets every threshold")
+    (entry,) = _records(model)
+    assert entry.files_sha256 is not None and len(entry.files_sha256) == 64
+    uri = MlflowClient().get_model_version_download_uri(model, "1")
+    folder = Path(url2pathname(urlsplit(uri).path))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "estimator.joblib").write_bytes(b"another model")
+    with pytest.raises(PromotionRefused, match="files changed since the board's review"):
+        promote(model, "1")
+    assert _champion(model) is None
 
 
 def test_rejection_after_approval_blocks_promotion(model: str) -> None:

@@ -83,6 +83,18 @@ def test_rejected_version_is_refused(served: Served) -> None:
     assert "rejected it" in said
 
 
+def test_model_files_changed_after_the_review_do_not_serve(served: Served,
+                                                           tmp_path: Path) -> None:
+    """An estimator replaced after the board's approval served under that approval (the
+    startup checks only see whether the files agree with each other)."""
+    copy = _copied_files(served, tmp_path)
+    _new_version(served, "swapped", source=str(copy))  # reviewed: the files' digest recorded
+    estimator = copy / "artifacts" / "estimator.joblib"
+    estimator.write_bytes(estimator.read_bytes() + b"\0")
+    said = _refused(served, alias="swapped")
+    assert "files changed since the board's review" in said and "SHA-256" in said
+
+
 def test_serving_asks_what_promotion_asks(served: Served) -> None:
     """`serve --alias challenger` served an approved version whose audit failed, which
     `promote` refuses without --override-fairness: serving now applies the same gate."""
