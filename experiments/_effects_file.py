@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,11 @@ EFFECTS_FILES = ("effects.json", "cate.csv", "effects.html")
 _TRUE = frozenset({"1", "1.0", "true"})
 _FALSE = frozenset({"0", "0.0", "false"})
 MAX_LEVELS = 30  # a text covariate with more distinct values looks like an identifier
+# Column names of protected attributes (the README's sex, age, origin, disability, district,
+# and their kin; English and Danish), as a whole word of the name.
+_PROTECTED = re.compile(r"(?i)(?:^|[_\W])(?:sex|gender|køn|koen|age|alder|origin|herkomst|"
+                        r"ethnicity|etnicitet|race|nationality|nationalitet|religion|"
+                        r"disability|handicap|district|distrikt)(?:$|[_\W])")
 MIN_ARM_ROWS = 10
 # Beyond this the LightGBM nuisance models overflow (squared errors of 1e300 are inf), and
 # no count, amount or score in a municipality's records is that large.
@@ -166,6 +172,12 @@ def read_effects_table(path: Path, *, treatment: str, outcome: str,
         used.append(name)
         if encoded.note is not None:
             notes.append(encoded.note)
+    protected = [c for c in used if _PROTECTED.search(c)]
+    if protected and not explicit:
+        notes.append(f"covariates include protected attributes ({', '.join(protected)}), "
+                     "taken because --covariates was not given: adjusting for them guards "
+                     "against confounding, and the individual effects then differ by them; "
+                     "name the covariates with --covariates to choose")
     if not used:
         raise InputError(f"{path}: no usable covariate (columns other than {treatment} and "
                          f"{outcome} that are numbers, true/false, dates or text with at most "

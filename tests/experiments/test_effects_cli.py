@@ -205,6 +205,26 @@ def test_reader_and_trim_parser_directly(files: dict[str, Path]) -> None:
     assert parse_trim("0,1") == (0.0, 1.0)
 
 
+def test_protected_attributes_taken_by_default_are_said(tmp_path: Path) -> None:
+    """Without --covariates every other column was used, sex and origin too, with nothing
+    said; named explicitly they are the analyst's choice."""
+    rng = np.random.default_rng(1)
+    frame = _table().head(400).assign(sex=rng.choice(["F", "M"], 400),
+                                      Herkomst=rng.choice(["dansk", "indvandrer"], 400))
+    data = _write(tmp_path, "with_sex.csv", frame)
+    table = read_effects_table(data, treatment="treated", outcome="outcome")
+    assert {"sex", "Herkomst"} <= set(table.covariates)
+    (note,) = [n for n in table.notes if "protected attributes" in n]
+    assert "(district, age, sex, Herkomst)" in note and "--covariates" in note
+    chosen = read_effects_table(data, treatment="treated", outcome="outcome",
+                                covariates=["severity", "sex"])
+    assert not any("protected" in n for n in chosen.notes)
+    plain = read_effects_table(_write(tmp_path, "plain.csv",
+                                      _table().head(400)[["treated", "outcome", "severity"]]),
+                               treatment="treated", outcome="outcome")
+    assert not any("protected" in n for n in plain.notes)
+
+
 # Bad input found by a probe: each gives one message and exit 2, never a traceback or a
 # silently wrong result. Small tables, and no fit where the error comes before it.
 
