@@ -23,6 +23,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from overblik.features._cpr_text import CPR_IN_TEXT, HIDDEN
 from overblik.features._errors import InputError
 
 __all__ = ["ProgressFn", "app", "console", "fail", "out_console", "parse_day",
@@ -94,8 +95,13 @@ def warn(message: str) -> None:
 
 
 def fail(message: str) -> None:
-    """Print one clear error and exit 2 (bad input or usage)."""
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    """Print one clear error and exit 2 (bad input or usage).
+
+    A CPR number in the message (an option's value quoted back: ``--request-id`` given a
+    CPR number) is hidden: terminals and CI logs are kept.
+    """
+    shown = CPR_IN_TEXT.sub(HIDDEN, message)
+    console.print(f"[bold red]error:[/] {escape(shown)}", highlight=False)
     raise typer.Exit(code=2)
 
 

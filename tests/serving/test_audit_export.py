@@ -380,6 +380,10 @@ BAD: dict[str, tuple[list[str], str]] = {
     "unknown-endpoint": (["--endpoint", "/score,/citizens"], "/feedback"),
     "key-id": (["--key-id", "nobody"], "is not a key id"),
     "request-id": (["--request-id", "123"], "is not a request id"),
+    # A CPR number typed into the wrong option was quoted back.
+    "cpr-as-request-id": (["--request-id", "010190-1234"], "is not a request id"),
+    "cpr-as-key-id": (["--key-id", "0101901234"], "is not a key id"),
+    "cpr-as-endpoint": (["--endpoint", "010190-1234"], "is not an endpoint"),
     "format": (["--format", "xml"], "xml"),
 }
 
