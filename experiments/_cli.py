@@ -53,8 +53,9 @@ def generate(
     """Write a synthetic municipality with known ground truth.
 
     Raw extracts in the source contracts go to OUT/raw (they go through `overblik ingest`
-    like real data); true probabilities and effects go to OUT/truth, which training never
-    reads.
+    like real data); true probabilities and effects go to OUT/truth, which model fitting
+    never reads (`overblik train --truth` compares the fitted model with it afterwards).
+    OUT/truth is keyed by CPR number as well as pseudonym: keep it with the raw extracts.
     """
     from overblik.experiments._tracking import data_dir
     from overblik.features import SyntheticConfig, generate_municipality
