@@ -127,10 +127,12 @@ def serve(
 
     Before starting it loads the version behind the alias with its feature spec, the profile
     store and the key, and refuses to start (exit 2, one clear message) if the version is
-    not approved by the ethics board, files or the store (made by `overblik keys create`)
-    are missing or corrupt, or the profile store does not fit the model or the key. Swagger
-    UI is at /docs.
+    not approved by the ethics board (the gate of `overblik promote`), files or the store
+    (made by `overblik keys create`) are missing or corrupt, or the profile store does not fit
+    the model or the key. While it runs it reads the board's decision every 10 s, and
+    answers no scores once the version may no longer serve. Swagger UI is at /docs.
     """
+    from overblik.experiments._approval import CHAMPION
     from overblik.serving import ScoringEngine, ServingSettings, StartupError
 
     try:
@@ -153,6 +155,10 @@ def serve(
     out_console.print(f"[bold]{m.name}[/] version {m.version} ({m.alias}), approved by "
                       f"{m.approval.by} on {m.approval.at}; {len(engine.store):,} profiles as "
                       f"of {engine.store.meta.as_of}; store {engine.audit.db.redacted_url}")
+    if m.alias != CHAMPION:
+        console.print(f"[yellow]note:[/] serving the alias '{m.alias}', not the champion: "
+                      "the ethics board approved this version, but `overblik promote` has not "
+                      "made it the one the municipality serves")
     if m.effects is not None:
         offers = ", ".join(f"{p} ({n} places)" for p, n in
                            zip(m.effects.programmes, m.effects.places, strict=True))

@@ -32,21 +32,24 @@ class ApprovalWatch:
         Time between two looks (0: never after the start).
     approval
         The board's decision the service started with.
+    fairness_passed
+        The fairness audit's verdict that decision was made with (None: no audit).
 
     Attributes
     ----------
     withdrawn
         Why the version may no longer serve (the gate's refusal), None while it may.
-    approval
-        The board's latest decision on the version.
+    approval, fairness_passed
+        The board's latest decision on the version and the audit verdict it saw.
     """
 
     def __init__(self, name: str, version: str, *, tracking_uri: str, seconds: float,
-                 approval: Approval) -> None:
+                 approval: Approval, fairness_passed: bool | None = None) -> None:
         self.name, self.version = name, version
         self.tracking_uri = tracking_uri
         self.seconds = seconds
         self.approval = approval
+        self.fairness_passed = fairness_passed
         self.withdrawn: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="approval-watch", daemon=True)
@@ -77,6 +80,7 @@ class ApprovalWatch:
         self.withdrawn = verdict.refusal
         if verdict.approval is not None:
             self.approval = verdict.approval
+            self.fairness_passed = verdict.fairness_passed
 
     def close(self) -> None:
         """Stop looking."""

@@ -45,6 +45,7 @@ from overblik.serving._schemas import (
     AllocateRequest,
     AllocateResponse,
     AllocationTotals,
+    ApprovalInfo,
     BatchRequest,
     BatchResponse,
     BatchResult,
@@ -162,7 +163,8 @@ class ScoringEngine:
         self.watch = ApprovalWatch(model.name, model.version,
                                    tracking_uri=settings.tracking_uri,
                                    seconds=settings.approval_check_seconds,
-                                   approval=model.approval)
+                                   approval=model.approval,
+                                   fairness_passed=model.fairness_passed)
         self._key = key
         self.explainer = Explainer(model.estimator)
         self._booster = model.estimator.booster_
@@ -545,8 +547,9 @@ class ScoringEngine:
             cohort=m.config.cohort, outcome=m.config.label.outcome,
             horizon_days=m.config.label.horizon_days, run_id=m.run_id,
             config_hash=m.config.config_hash(),
-            approval={"decision": a.decision, "by": a.by, "at": a.at, "reason": a.reason,
-                      "overrides_fairness": str(a.overrides_fairness).lower()},
+            approval=ApprovalInfo(decision=a.decision, by=a.by, at=a.at, reason=a.reason,
+                                  overrides_fairness=a.overrides_fairness,
+                                  fairness_passed=self.watch.fairness_passed),
             metrics=m.metrics,
             features=[{"name": f.name, "description_da": f.description_da,
                        "description_en": f.description_en, "source": f.source,

@@ -58,6 +58,7 @@ class ServedModel:
     metrics: dict[str, float]
     demo_data: bool
     effects: EffectsModel | None = None
+    fairness_passed: bool | None = None  # the audit verdict the board reviewed (None: none)
 
     @property
     def feature_names(self) -> list[str]:
@@ -270,4 +271,4 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
                        features=features, estimator=estimator, approval=approval,
                        metrics=metrics,
                        demo_data=run.data.tags.get("overblik.demo_data") == "true",
-                       effects=effects)
+                       effects=effects, fairness_passed=verdict.fairness_passed)

@@ -489,6 +489,21 @@ class EffectsInfo(BaseModel):
                                "version has none.")
 
 
+class ApprovalInfo(BaseModel):
+    """The ethics board's latest decision on the served version."""
+
+    decision: Literal["approved", "rejected"] = Field(
+        description="rejected: the board withdrew its approval; the model's endpoints answer "
+        "503 until it approves again.")
+    by: str
+    at: str = Field(description="When, ISO 8601 in UTC.")
+    reason: str
+    overrides_fairness: bool = Field(
+        description="The approval accepts a fairness audit that missed its thresholds.")
+    fairness_passed: bool | None = Field(
+        description="The fairness audit's verdict the board decided on (null: no audit).")
+
+
 class MetadataResponse(BaseModel):
     """Model card summary of the served version."""
 
@@ -500,7 +515,7 @@ class MetadataResponse(BaseModel):
     horizon_days: int
     run_id: str
     config_hash: str
-    approval: dict[str, str]
+    approval: ApprovalInfo
     metrics: dict[str, float]
     features: list[dict[str, str | float | None]] = Field(
         description="The model's features: name, descriptions (da, en), source, purpose, "

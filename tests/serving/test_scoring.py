@@ -8,12 +8,13 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from overblik.experiments._approval import CHAMPION
+from overblik.experiments._approval import CHAMPION, FAIRNESS_PASSED
 from overblik.features import demo_key
 from overblik.features._pseudonym import pseudonymise_one
 from overblik.serving import AuditLog, ProfileStore, load_served_model, open_database
@@ -319,6 +320,12 @@ def test_metadata(client: TestClient, served: Served) -> None:
     body = client.get("/metadata", headers=bearer(served, "analyst")).json()
     assert body["model"]["version"] == served.version
     assert body["approval"]["decision"] == "approved"
+    # Typed, as the board decided (was the string "false", and no audit verdict).
+    tags = mlflow.MlflowClient(tracking_uri=served.tracking_uri, registry_uri=served.tracking_uri
+                               ).get_model_version(served.model_name, served.version).tags
+    passed = tags[FAIRNESS_PASSED] == "true"
+    assert body["approval"]["fairness_passed"] is passed
+    assert body["approval"]["overrides_fairness"] is (not passed)
     assert body["profile_store"]["as_of"] == AS_OF.isoformat()
     assert body["profile_store"]["rows"] == len(pd.read_parquet(served.profiles))
     assert body["features"] and all(f["description_da"] and f["description_en"]

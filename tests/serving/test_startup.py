@@ -205,6 +205,11 @@ def test_cli_serve_check(served: Served) -> None:
     assert f"version {served.version}" in said and "approved" in said
     assert "effect models: family_support (" in said
     assert "warning" not in said  # the store was built as of a date with full history
+    assert "not the champion" not in said
+    _new_version(served, "cli-approved")  # approved, not promoted
+    other = runner.invoke(app, ["serve", "--check", "--alias", "cli-approved", *common])
+    assert other.exit_code == 0, other.output
+    assert "serving the alias 'cli-approved', not the champion" in " ".join(other.output.split())
     _new_version(served, "cli-unreviewed", decision=None)
     refused = runner.invoke(app, ["serve", "--check", "--alias", "cli-unreviewed", *common])
     assert refused.exit_code == 2
