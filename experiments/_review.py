@@ -238,6 +238,14 @@ def gate(mv: ModelVersion, client: mlflow.MlflowClient, *, record: Path | None =
         return GateVerdict(approval, latest.fairness_passed,
                            f"{label} now points at run {mv.run_id}, but the board reviewed it "
                            f"for run {latest.run_id}; the board must review it again")
+    # The experiment's config lives with the run, outside the version's files: its hash, as
+    # reviewed, must still be the version's (the service checks the run's config against it).
+    config_now = mv.tags.get("overblik.config_hash")
+    if latest.config_hash != config_now:
+        return GateVerdict(approval, latest.fairness_passed,
+                           f"{label}'s experiment config changed since the board's review "
+                           f"(hash {latest.config_hash} then, {config_now} now); the board "
+                           "must review it again")
     if check_files and latest.files_sha256 is not None:
         if files_sha256 is None:
             with version_folder(client, mv.name, str(mv.version)) as root:

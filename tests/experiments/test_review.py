@@ -146,6 +146,10 @@ def test_promote_reads_the_boards_record_not_the_tags(model: str) -> None:
                                                r"review \(missed then, passed now\)"):
         promote(model, "2")
     review(model, "1", decision="approved", by="Etisk råd", reason="meets every threshold")
+    client.set_model_version_tag(model, "1", "overblik.config_hash", "another-config")
+    with pytest.raises(PromotionRefused, match="experiment config changed since the board's"):
+        promote(model, "1")
+    client.set_model_version_tag(model, "1", "overblik.config_hash", "hash-true")
     copy = client.copy_model_version(f"models:/{model}/1", model)
     with pytest.raises(PromotionRefused, match="record has no review of it"):
         promote(model, str(copy.version))
