@@ -269,6 +269,9 @@ def profiles(
     out_console.print(f"{meta.rows:,} profiles of cohort {meta.cohort} as of {meta.as_of} "
                       f"for {meta.model} version {meta.model_version} "
                       f"({len(meta.features)} features) -> {target}")
+    if served.refusal is not None:
+        warn(f"this version may not serve ({served.refusal}): `overblik serve` refuses it "
+             "until the gate is open")
     for warning in meta.warnings:
         warn(warning)
 

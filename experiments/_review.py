@@ -38,6 +38,8 @@ __all__ = ["MAX_REASON_CHARS", "GateVerdict", "Promotion", "PromotionRefused", "
            "gate", "promote", "review"]
 
 MAX_REASON_CHARS = 5000  # MLflow stores model-version tag values up to 5000 characters
+# Letters that print as nothing: Hangul fillers (U+115F, U+1160, U+3164, U+FFA0).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 
 
 class PromotionRefused(InputError):
@@ -93,9 +95,10 @@ def champion_of(name: str, client: mlflow.MlflowClient | None = None) -> str | N
 def _recorded_text(option: str, text: str, fix: str) -> str:
     """``text`` stripped, refused when nothing in it is visible or it holds a CPR number."""
     text = text.strip()
-    # Format and space characters (a zero-width space) look like nothing: an approval
-    # "by" nobody, for no reason, must not open the gate.
-    if not any(unicodedata.category(c)[0] not in "ZC" for c in text):
+    # Space, format and filler characters (a zero-width space, a braille blank, a Hangul
+    # filler) look like nothing: an approval "by" nobody must not open the gate. A name or a
+    # reason has a letter or a digit.
+    if not any(unicodedata.category(c)[0] in "LN" and c not in _BLANK_LETTERS for c in text):
         raise InputError(f"{option} is empty (or holds only invisible characters): {fix}")
     if contains_cpr(text):
         raise InputError(f"{option} holds what looks like a CPR number: the record is kept "
@@ -214,8 +217,8 @@ def gate(mv: ModelVersion, client: mlflow.MlflowClient, *, record: Path | None =
     model in memory), or an audit verdict that changed since the review close the gate too.
     """
     label = f"{mv.name} version {mv.version}"
-    reviews = [r for r in ReviewLog(client.tracking_uri, record).records(mv.name)
-               if r.event == "review" and r.version == str(mv.version)]
+    reviews = [r for r in ReviewLog(client.tracking_uri, record).records(
+        mv.name, earlier_file=False) if r.event == "review" and r.version == str(mv.version)]
     latest = reviews[-1] if reviews else None
     tagged = approval_of(mv.name, str(mv.version), client)
     passed_now = _fairness_passed(mv)
@@ -246,7 +249,12 @@ def gate(mv: ModelVersion, client: mlflow.MlflowClient, *, record: Path | None =
                            f"{label}'s experiment config changed since the board's review "
                            f"(hash {latest.config_hash} then, {config_now} now); the board "
                            "must review it again")
-    if check_files and latest.files_sha256 is not None:
+    if check_files:
+        if latest.files_sha256 is None:  # fail closed: nothing says which files were seen
+            return GateVerdict(approval, latest.fairness_passed,
+                               f"{label} was reviewed before reviews recorded the model's "
+                               "files, so they cannot be checked; the board must review it "
+                               "again")
         if files_sha256 is None:
             with version_folder(client, mv.name, str(mv.version)) as root:
                 files_sha256 = files_digest(root)

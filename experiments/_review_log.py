@@ -146,8 +146,15 @@ class ReviewLog:
                              f"record ({exc}): the table is appended to only, so restore the "
                              "database from its backup") from None
 
-    def records(self, model: str | None = None) -> list[ReviewRecord]:
-        """Every record of this registry (of ``model`` only, when given), oldest first."""
+    def records(self, model: str | None = None, *,
+                earlier_file: bool = True) -> list[ReviewRecord]:
+        """Every record of this registry (of ``model`` only, when given), oldest first.
+
+        ``earlier_file``: with a database registry, also the lines an earlier overblik kept
+        in ``<data>/reviews.jsonl`` (listed first). The gate leaves them out: that file is
+        whichever the process's data folder holds, so a line there could approve a version
+        the registry's own record never saw.
+        """
         db = self._database()
         mine = without_password(self.registry)
         if db is None:
@@ -159,7 +166,7 @@ class ReviewLog:
                 found = [r for r in found if r.registry in (None, mine)]
         else:
             # Lines an earlier overblik kept in the file for this registry come first.
-            found = [r for r in read_records() if r.registry == mine]
+            found = [r for r in read_records() if r.registry == mine] if earlier_file else []
             with self._failing_clearly(db), db.transaction() as cur:
                 if db.table_exists(cur, REVIEW_TABLE):  # reading never creates it
                     cur.execute(f"select id, record from {REVIEW_TABLE} order by id")

@@ -9,6 +9,7 @@ is a model the board never saw.
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,9 +72,16 @@ def version_folder(client: Any, name: str, version: str) -> Iterator[Path]:
 
 def files_digest(root: Path) -> str:
     """SHA-256 over every file under ``root``: its path relative to ``root`` and the SHA-256
-    of its bytes, in path order (a missing folder holds no files)."""
+    of its bytes, in path order (a missing folder holds no files).
+
+    Symbolic links are followed, as the loader follows them: a linked folder's files are
+    the model's files too (``rglob`` would skip them, and a file swapped there would load
+    under the old digest).
+    """
     outer = hashlib.sha256()
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name not in _NOT_THE_MODEL)
+    files = sorted(Path(folder) / name
+                   for folder, _, names in os.walk(root, followlinks=True)
+                   for name in names if name not in _NOT_THE_MODEL)
     for path in files:
         inner = hashlib.sha256()
         with path.open("rb") as handle:

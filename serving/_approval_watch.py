@@ -4,13 +4,16 @@ The gate is checked when the service starts; a board that withdraws its approval
 (``overblik review ... --reject``) must not have to find and restart every server. The
 watch reads the gate for the served version again every few seconds, in a thread of its
 own, and the service answers no scores (503, ``/readyz`` too) while the version may not
-serve; it serves again when the board approves it again.
+serve; it serves again when the board approves it again. It fails closed: a version gone
+from the registry is withdrawn at once, and a decision that cannot be read for
+``grace_seconds`` (a damaged record, a registry away) withdraws it too.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from overblik.experiments._approval import Approval
 
@@ -29,11 +32,14 @@ class ApprovalWatch:
     tracking_uri
         Its registry.
     seconds
-        Time between two looks (0: never after the start).
+        Time between two looks.
     approval
         The board's decision the service started with.
     fairness_passed
         The fairness audit's verdict that decision was made with (None: no audit).
+    grace_seconds
+        How long the decision may be unreadable before the version is withdrawn (default:
+        a minute, or three looks if that is longer).
 
     Attributes
     ----------
@@ -44,8 +50,10 @@ class ApprovalWatch:
     """
 
     def __init__(self, name: str, version: str, *, tracking_uri: str, seconds: float,
-                 approval: Approval, fairness_passed: bool | None = None) -> None:
+                 approval: Approval, fairness_passed: bool | None = None,
+                 grace_seconds: float | None = None) -> None:
         self.name, self.version = name, version
+        self.grace_seconds = max(60.0, 3 * seconds) if grace_seconds is None else grace_seconds
         self.tracking_uri = tracking_uri
         self.seconds = seconds
         self.approval = approval
@@ -56,8 +64,7 @@ class ApprovalWatch:
 
     def start(self) -> None:
         """Look every ``seconds`` from now on (in a daemon thread)."""
-        if self.seconds > 0:
-            self._thread.start()
+        self._thread.start()
 
     def check(self) -> None:
         """Read the gate once and update :attr:`withdrawn` and :attr:`approval`."""
@@ -88,11 +95,30 @@ class ApprovalWatch:
         if self._thread.is_alive():
             self._thread.join(timeout=10)
 
+    def _withdraw(self, why: str) -> None:
+        if self.withdrawn is None:
+            logger.error("%s version %s may no longer serve; no scores are answered: %s",
+                         self.name, self.version, why)
+        self.withdrawn = why
+
     def _run(self) -> None:
+        failing_since: float | None = None
         while not self._stop.wait(self.seconds):
             try:
                 self.check()
-            except Exception as exc:  # the registry is away: keep the last verdict, say so
-                logger.warning("cannot read the ethics board's decision on %s version %s "
-                               "(%s); keeping the last one", self.name, self.version,
-                               type(exc).__name__)
+                failing_since = None
+            except Exception as exc:  # fail closed, after a grace for a passing outage
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                what = f"{type(exc).__name__}: {str(exc)[:200]}"
+                if getattr(exc, "error_code", None) == "RESOURCE_DOES_NOT_EXIST":
+                    self._withdraw(f"{self.name} version {self.version} is no longer in the "
+                                   f"registry ({what})")
+                elif now - failing_since >= self.grace_seconds:
+                    self._withdraw(f"the ethics board's decision cannot be read ({what}) for "
+                                   f"{now - failing_since:.0f} s, so the approval cannot be "
+                                   "confirmed")
+                else:
+                    logger.warning("cannot read the ethics board's decision on %s version %s "
+                                   "(%s); trying again", self.name, self.version,
+                                   type(exc).__name__)

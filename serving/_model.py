@@ -59,6 +59,7 @@ class ServedModel:
     demo_data: bool
     effects: EffectsModel | None = None
     fairness_passed: bool | None = None  # the audit verdict the board reviewed (None: none)
+    refusal: str | None = None  # why the gate is closed (loaded with require_approval=False)
 
     @property
     def feature_names(self) -> list[str]:
@@ -271,4 +272,5 @@ def load_served_model(name: str, alias: str, *, tracking_uri: str,
                        features=features, estimator=estimator, approval=approval,
                        metrics=metrics,
                        demo_data=run.data.tags.get("overblik.demo_data") == "true",
-                       effects=effects, fairness_passed=verdict.fairness_passed)
+                       effects=effects, fairness_passed=verdict.fairness_passed,
+                       refusal=verdict.refusal)

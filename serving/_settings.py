@@ -77,8 +77,8 @@ class ServingSettings(BaseModel):
         Largest body of a bulk endpoint (``/allocate``: up to 20,000 citizens with every
         feature are ~120 MB of JSON; one allocation cannot be split).
     approval_check_seconds
-        How often the ethics board's decision on the served version is read again (0: only
-        at the start); while it may not serve, no scores are answered.
+        How often the ethics board's decision on the served version is read again (0.1 s to
+        an hour; it cannot be switched off); while it may not serve, no scores are answered.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -95,7 +95,7 @@ class ServingSettings(BaseModel):
     key_cache_seconds: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=2_000_000, ge=1_000)
     max_bulk_body_bytes: int = Field(default=256_000_000, ge=1_000)
-    approval_check_seconds: float = Field(default=10.0, ge=0)
+    approval_check_seconds: float = Field(default=10.0, ge=0.1, le=3600)
 
     @field_validator("model_name")
     @classmethod

@@ -5,6 +5,7 @@ database), in order, and `overblik reviews` lists it. Real MLflow (SQLite)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sqlite3
@@ -25,11 +26,13 @@ from overblik.experiments._approval import (
     APPROVAL_DECISION,
     CHAMPION,
     FAIRNESS_PASSED,
+    Approval,
     ReviewRecord,
     append_record,
     approval_of,
     read_records,
     reviews_path,
+    write_approval,
 )
 from overblik.experiments._cli import app
 from overblik.experiments._review import PromotionRefused, promote, review
@@ -168,6 +171,30 @@ def test_promote_refuses_files_changed_since_the_review(model: str) -> None:
     (folder / "estimator.joblib").write_bytes(b"another model")
     with pytest.raises(PromotionRefused, match="files changed since the board's review"):
         promote(model, "1")
+    assert _champion(model) is None
+
+
+def test_only_the_registrys_own_record_opens_the_gate(model: str, uri: str,
+                                                     data: Path) -> None:
+    """A line in the data folder's reviews.jsonl (whichever folder the process has) approved
+    a version of a database registry whose record never saw it; a review from before
+    reviews recorded the files opened the gate for any files."""
+    entry = review(model, "1", decision="approved", by="Etisk råd", reason="ok")
+    planted = dataclasses.replace(entry, version="3", run_id=MlflowClient().get_model_version(
+        model, "3").run_id, config_hash="hash-None", fairness_passed=None,
+        overrides_fairness=True)
+    append_record(planted)  # data/reviews.jsonl, naming this registry
+    write_approval(model, "3", Approval(decision="approved", by="Etisk råd", reason="ok",
+                                       at=planted.time, overrides_fairness=True))
+    with pytest.raises(PromotionRefused, match="record has no review of it"):
+        promote(model, "3")
+    assert [r.version for r in _records(model) if r.event == "review"] == ["3", "1"]  # listed
+    # A review without the files' digest (as written before), in the registry's own record.
+    old = dataclasses.replace(planted, files_sha256=None)
+    ReviewLog(uri).append(old)
+    with pytest.raises(PromotionRefused, match="reviewed before reviews recorded the model's "
+                                               "files"):
+        promote(model, "3")
     assert _champion(model) is None
 
 
@@ -314,6 +341,8 @@ def test_append_record_creates_the_folder(tmp_path: Path, model: str) -> None:
     # Invisible: a zero-width space approved a failed audit "by" nobody.
     ({"by": "\u200b"}, "--by is empty (or holds only invisible characters)"),
     ({"reason": "\u200b\u2060 "}, "--reason is empty (or holds only invisible"),
+    ({"by": "\u2800"}, "--by is empty"),  # a braille blank
+    ({"reason": "\u3164\u0300"}, "--reason is empty"),  # a Hangul filler, a lone accent
     # Kept for good and shown by /metadata to every caller.
     ({"reason": "borger 010190-1234 klagede"}, "--reason holds what looks like a CPR number"),
     ({"by": "sagsbehandler 0101901234"}, "--by holds what looks like a CPR number"),

@@ -15,6 +15,7 @@ from overblik.features import demo_key
 from overblik.features._tables import EventTables
 from overblik.serving import ProfileStore
 from tests.serving._setup import AS_OF, Served
+from tests.serving.test_startup import _new_version
 
 runner = CliRunner()
 
@@ -32,6 +33,7 @@ def test_profiles_cli_parquet_and_csv_match_the_served_store(served: Served,
                                                              tmp_path: Path) -> None:
     said = _profiles(served, tmp_path / "p.parquet")
     assert f"as of {AS_OF.isoformat()}" in said and f"version {served.version}" in said
+    assert "may not serve" not in said
     reference = pd.read_parquet(served.profiles)
     written = pd.read_parquet(tmp_path / "p.parquet")
     pd.testing.assert_frame_equal(written, reference)
@@ -45,6 +47,14 @@ def test_profiles_cli_parquet_and_csv_match_the_served_store(served: Served,
     assert len(csv) == len(parquet) == len(reference)
     np.testing.assert_allclose(csv.matrix, parquet.matrix, rtol=1e-12, equal_nan=True)
     assert csv.meta.as_of == parquet.meta.as_of == AS_OF.isoformat()
+
+
+def test_profiles_of_a_version_that_may_not_serve_say_so(served: Served,
+                                                          tmp_path: Path) -> None:
+    """Built silently for a rejected version (profiles need no approval; serving does)."""
+    _new_version(served, "rejected-for-profiles", decision="rejected")
+    said = _profiles(served, tmp_path / "p.parquet", "--alias", "rejected-for-profiles")
+    assert "this version may not serve" in said and "rejected it" in said
 
 
 def test_profiles_whose_windows_reach_before_the_data_are_built_with_a_warning(
