@@ -191,6 +191,12 @@ def review(
         return
     out_console.print(f"{entry.model} version {entry.version}: {entry.decision} by {entry.by} "
                       f"at {entry.time}; recorded in {log.location}")
+    # The verdict the decision is recorded with, in words: the board checks it against the
+    # report it read (the gate holds the version to this verdict from now on).
+    verdict = ("no fairness audit" if entry.fairness_passed is None else
+               "passed" if entry.fairness_passed else "MISSED its thresholds")
+    out_console.print(f"fairness audit on record: {verdict}"
+                      + ("; the approval overrides it" if entry.overrides_fairness else ""))
     if entry.decision == "approved" and entry.fairness_passed is not True \
             and not entry.overrides_fairness:
         audit_state = ("has no fairness audit" if entry.fairness_passed is None

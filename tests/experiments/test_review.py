@@ -384,6 +384,7 @@ def test_cli_review_and_promote(model: str, uri: str) -> None:
                                  "--reason", "demo", *base])
     assert result.exit_code == 0, result.output
     assert "approved by Demo ethics board" in _text(result.output)
+    assert "fairness audit on record: MISSED its thresholds" in _text(result.output)
     assert "will refuse it unless the board approves with --override-fairness" in _text(
         result.output)
     result = runner.invoke(app, ["promote", model, "2", *base])
