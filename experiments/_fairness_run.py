@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,7 +30,7 @@ import pandas as pd
 
 from overblik.experiments._approval import FAIRNESS_PASSED
 from overblik.experiments._config import ExperimentConfig
-from overblik.experiments._tracking import resume_run
+from overblik.experiments._tracking import resume_run, run_artifact
 from overblik.experiments._trainable import ShortHistory
 from overblik.fairness._card import CardEffects
 from overblik.features._errors import InputError
@@ -360,11 +359,7 @@ def log_label_bias(run_id: str, recorded: np.ndarray, true_probability: np.ndarr
     names = {a.path for a in client.list_artifacts(run_id, FAIRNESS_ARTIFACTS)}
     if f"{FAIRNESS_ARTIFACTS}/{REPORT_INPUTS}" not in names:
         return None
-    # The inputs hold the audit's test rows: read into a folder removed afterwards (without
-    # dst_path MLflow copies into a mkdtemp() folder it never removes).
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=f"{FAIRNESS_ARTIFACTS}/{REPORT_INPUTS}", dst_path=tmp)
+    with run_artifact(run_id, f"{FAIRNESS_ARTIFACTS}/{REPORT_INPUTS}") as local:
         try:
             run = joblib.load(local)
         except Exception as exc:  # unpickling code from another version fails in many ways

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from overblik.experiments._tracking import resume_run, use_tracking
+from overblik.experiments._tracking import resume_run, run_artifact, use_tracking
 from overblik.features._errors import InputError
 
 if TYPE_CHECKING:
@@ -92,11 +92,7 @@ def compare_with_truth(run_id: str, truth: Path, *, tracking_uri: str | None = N
                          "`overblik generate`")
     run = mlflow.get_run(run_id)
     outcome = run.data.tags["overblik.outcome"]
-    # Without dst_path MLflow copies into a mkdtemp() folder it never removes: the copy
-    # (pseudonyms, sensitive attributes, labels) would stay in /tmp.
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="predictions/test_predictions.parquet", dst_path=tmp)
+    with run_artifact(run_id, "predictions/test_predictions.parquet") as local:
         preds = pd.read_parquet(local)
     facts = pd.read_parquet(truth_file, columns=["person_id", "as_of", "outcome", "p_realised",
                                                  "p_need"])
@@ -141,14 +137,13 @@ def effects_against_truth(run_id: str, truth: Path) -> EffectsOracle | None:
     from overblik.features._effects_data import CONTROL, true_effects
     from overblik.models import compare_policies
 
-    with tempfile.TemporaryDirectory() as tmp:  # no copy of the test rows left behind
+    with ExitStack() as stack:
         try:
             summary = mlflow.artifacts.load_dict(f"runs:/{run_id}/effects/summary.json")
-            local = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="effects/test_effects.parquet", dst_path=tmp)
+            local = stack.enter_context(run_artifact(run_id, "effects/test_effects.parquet"))
         except (MlflowException, OSError):
             return None  # trained without an effects section
-        test = pd.read_parquet(local)
+        test = pd.read_parquet(local)  # a broken file is an error, not "no effects"
     programmes = list(summary["programmes"])
     truth_rows = true_effects(truth, test, outcome=summary["outcome"], programmes=programmes)
     tau = truth_rows[[f"effect_{p}" for p in programmes]].to_numpy(dtype=np.float64)

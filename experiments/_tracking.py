@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -131,3 +134,15 @@ def resume_run(run_id: str) -> mlflow.ActiveRun:
     run = mlflow.get_run(run_id)
     mlflow.set_experiment(experiment_id=run.info.experiment_id)
     return mlflow.start_run(run_id=run_id)
+
+
+@contextmanager
+def run_artifact(run_id: str, path: str) -> Iterator[Path]:
+    """A run's artifact, downloaded into a temporary folder removed on exit.
+
+    Without ``dst_path`` MLflow copies into a ``mkdtemp()`` folder it never removes: test
+    predictions (pseudonyms, sensitive attributes, labels) would stay in ``/tmp``.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=path,
+                                                       dst_path=tmp))

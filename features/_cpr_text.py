@@ -15,7 +15,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["CPR_IN_TEXT", "CPR_SHAPE", "HIDDEN", "contains_cpr", "hide_cprs", "may_hold_cpr"]
+__all__ = ["CPR_IN_TEXT", "CPR_SHAPE", "HIDDEN", "contains_cpr", "hide_cprs", "matches",
+           "may_hold_cpr"]
 
 # A whole value shaped like a CPR number: DDMMYY-SSSS or ten digits.
 CPR_SHAPE = r"\d{6}-?\d{4}"
@@ -59,15 +60,17 @@ def hide_cprs(text: str) -> str:
     return CPR_IN_TEXT.sub(HIDDEN, re.sub(CPR_SHAPE, HIDDEN, _readable(text)))
 
 
+def matches(values: pa.Array, pattern: str) -> np.ndarray:
+    """Per value of a text array: does ``pattern`` (RE2) match somewhere in it? Nulls: False."""
+    found = pc.fill_null(pc.match_substring_regex(values, pattern), False)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def may_hold_cpr(values: pa.Array) -> np.ndarray:
     """Per value of a text array: does it hold a CPR-shaped run (ten digits in a row) or a
     CPR number as :func:`contains_cpr` finds it? Nulls: False."""
-    def matches(pattern: str) -> np.ndarray:
-        found = pc.match_substring_regex(values, pattern)
-        return np.asarray(pc.fill_null(found, False).to_numpy(zero_copy_only=False), dtype=bool)
-
-    hits = matches(CPR_SHAPE)
-    candidates = np.flatnonzero(matches(_CANDIDATE) & ~hits)
+    hits = matches(values, CPR_SHAPE)
+    candidates = np.flatnonzero(matches(values, _CANDIDATE) & ~hits)
     if len(candidates):
         texts = values.take(pa.array(candidates)).to_pylist()
         hits[candidates] = [contains_cpr(t) for t in texts]

@@ -348,6 +348,7 @@ def _accepted_builder(v: Validated, key: PseudonymKey,
 def _quarantine_builder(v: Validated, key: PseudonymKey, rows: np.ndarray) -> TableOfRows:
     """Quarantine columns (original text, person_id, reasons) for parts of ``rows``."""
     texts: dict[str, pa.Array] = {}
+    contract = v.source.model.to_schema().columns  # once: each column's code lists
     for name, enc in v.columns.items():
         if name != "cpr":
             # Only the values quarantined rows hold: hashing every household id of the
@@ -361,8 +362,7 @@ def _quarantine_builder(v: Validated, key: PseudonymKey, rows: np.ndarray) -> Ta
             scrubbed, _ = scrub_text(values, key, identifier=name in v.source.identifiers)
             if name in v.parsed and name not in v.source.identifiers:
                 # Where scrub_text left the value as it was (no CPR number, no free text).
-                column = v.source.model.to_schema().columns[name]
-                rare = pc.and_(pa.array(rare_bad_values(enc, v.parsed[name], column,
+                rare = pc.and_(pa.array(rare_bad_values(enc, v.parsed[name], contract[name],
                                                         v.columns["cpr"])[:-1]),
                                pc.fill_null(pc.equal(scrubbed, values), False))
                 scrubbed = pc.if_else(rare, pa.scalar(RARE_MARK), scrubbed)

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from pandera.api.pandas.components import Column
 
 from overblik.features._contracts import NOT_BEFORE, SOURCES, Source
-from overblik.features._cpr_text import CPR_SHAPE, may_hold_cpr
+from overblik.features._cpr_text import CPR_SHAPE, matches, may_hold_cpr
 from overblik.features._pseudonym import (
     PseudonymKey,
     pseudonymise,
@@ -337,18 +337,13 @@ def rare_bad_values(enc: Encoded, parsed: Parsed, column: Column, cpr: Encoded) 
         return risky
     lowered = pc.utf8_lower(pc.utf8_trim_whitespace(enc.uniques))
     known = np.asarray(pc.is_in(lowered, value_set=_known_words(column)), dtype=bool)
-    risky[:-1] = bad & _matches(enc.uniques, _MAY_IDENTIFY) & ~known
+    risky[:-1] = bad & matches(enc.uniques, _MAY_IDENTIFY) & ~known
     rows = np.flatnonzero(risky[enc.codes])
     if len(rows):
         pairs = np.unique(np.stack([enc.codes[rows], cpr.codes[rows]]), axis=1)
         holders = np.bincount(pairs[0], minlength=enc.null_slot + 1)
         risky &= holders < RARE_HOLDERS
     return risky
-
-
-def _matches(values: pa.Array, pattern: str) -> np.ndarray:
-    return pc.fill_null(pc.match_substring_regex(values, pattern), False).to_numpy(
-        zero_copy_only=False)
 
 
 def scrub_text(uniques: pa.Array, key: PseudonymKey, *,
@@ -365,11 +360,11 @@ def scrub_text(uniques: pa.Array, key: PseudonymKey, *,
     """
     hits = may_hold_cpr(uniques)
     if identifier:
-        hashed = _matches(uniques, r"\S")  # every value but blanks
+        hashed = matches(uniques, r"\S")  # every value but blanks
         free = np.zeros(len(hits), dtype=bool)
     else:
         hashed = hits
-        free = _matches(uniques, _FREE_TEXT) & ~hits
+        free = matches(uniques, _FREE_TEXT) & ~hits
     if not (hashed.any() or free.any()):
         return uniques, hits
     values = uniques.to_numpy(zero_copy_only=False).copy()
@@ -549,7 +544,7 @@ def _type_hint(v: Validated, column: str) -> str:
     p = v.parsed[column]
     if p.kind == "datetime":
         bad = _trimmed(v.columns[column].uniques).filter(pa.array(p.bad_type[:-1]))
-        numbers = _matches(bad, _NUMBER_RE)
+        numbers = matches(bad, _NUMBER_RE)
         if 2 * np.count_nonzero(numbers) > len(numbers):  # e.g. epoch seconds or 19900101
             return f"store {column} as a date (YYYY-MM-DD), not a number"
         return f"write {column} as a date YYYY-MM-DD, optionally with a time HH:MM[:SS]"
@@ -564,7 +559,7 @@ def lost_leading_zero_rows(v: Validated) -> int:
     A CPR number starting with a day 01-09 that went through a number (a spreadsheet, an
     integer column) comes back with nine digits; no valid CPR number has nine.
     """
-    shaped = _with_null_slot(_matches(_trimmed(v.columns["cpr"].uniques), r"^\d{9}(?:\.0)?$"),
+    shaped = _with_null_slot(matches(_trimmed(v.columns["cpr"].uniques), r"^\d{9}(?:\.0)?$"),
                              False)
     return int(np.count_nonzero(shaped[v.columns["cpr"].codes]))
 

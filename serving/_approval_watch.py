@@ -77,14 +77,12 @@ class ApprovalWatch:
         # The files are not read again: the service holds the model it loaded in memory.
         verdict = gate(client.get_model_version(self.name, self.version), client,
                        check_files=False)
-        if verdict.refusal != self.withdrawn:
-            if verdict.refusal is None:
-                logger.warning("%s version %s may serve again: %s", self.name, self.version,
-                               "the ethics board approved it")
-            else:
-                logger.error("%s version %s may no longer serve; no scores are answered: %s",
-                             self.name, self.version, verdict.refusal)
-        self.withdrawn = verdict.refusal
+        if verdict.refusal is not None:
+            self._withdraw(verdict.refusal)
+        elif self.withdrawn is not None:
+            logger.warning("%s version %s may serve again: the ethics board approved it",
+                           self.name, self.version)
+            self.withdrawn = None
         if verdict.approval is not None:
             self.approval = verdict.approval
             self.fairness_passed = verdict.fairness_passed
@@ -96,7 +94,7 @@ class ApprovalWatch:
             self._thread.join(timeout=10)
 
     def _withdraw(self, why: str) -> None:
-        if self.withdrawn is None:
+        if why != self.withdrawn:  # said once per reason, not at every look
             logger.error("%s version %s may no longer serve; no scores are answered: %s",
                          self.name, self.version, why)
         self.withdrawn = why
@@ -116,8 +114,8 @@ class ApprovalWatch:
                                    f"registry ({what})")
                 elif now - failing_since >= self.grace_seconds:
                     self._withdraw(f"the ethics board's decision cannot be read ({what}) for "
-                                   f"{now - failing_since:.0f} s, so the approval cannot be "
-                                   "confirmed")
+                                   f"{self.grace_seconds:g} s or more, so the approval cannot "
+                                   "be confirmed")
                 else:
                     logger.warning("cannot read the ethics board's decision on %s version %s "
                                    "(%s); trying again", self.name, self.version,

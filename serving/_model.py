@@ -18,7 +18,6 @@ to get them).
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from typing import Any
 from overblik.experiments._approval import Approval
 from overblik.experiments._config import ExperimentConfig
 from overblik.experiments._effects_model import EFFECTS_FILE, EffectsModel
+from overblik.experiments._tracking import run_artifact
 from overblik.experiments._version_files import files_digest, version_folder
 from overblik.features._errors import InputError
 from overblik.features._feature_spec import FeatureDef, expand, parse_feature_spec
@@ -147,17 +147,12 @@ def _load_effects(name: str, version: str, folder: Path, features: tuple[Feature
 
 
 def _load_config(name: str, version: str, run_id: str) -> ExperimentConfig:
-    import mlflow
     from mlflow.exceptions import MlflowException
     from pydantic import ValidationError
 
     try:
-        # Read from a folder removed afterwards: without dst_path MLflow copies the file into
-        # a mkdtemp() folder it never removes, one more at every start.
-        with tempfile.TemporaryDirectory() as tmp:
-            resolved = mlflow.artifacts.download_artifacts(
-                run_id=run_id, artifact_path="config/resolved.json", dst_path=tmp)
-            raw = json.loads(Path(resolved).read_text(encoding="utf-8"))
+        with run_artifact(run_id, "config/resolved.json") as resolved:
+            raw = json.loads(resolved.read_text(encoding="utf-8"))
     except (MlflowException, OSError, ValueError) as exc:
         raise _fail(name, version, f"the run {run_id} has no readable config/resolved.json "
                     f"({type(exc).__name__})") from None
